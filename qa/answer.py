@@ -1,0 +1,59 @@
+"""From reader spans to an Answer: map offsets to the source, merge duplicates, score, abstain."""
+
+from __future__ import annotations
+
+import math
+
+from qa.chunking import enclosing_sentences
+from qa.reader import Reading
+from qa.types import Answer, Candidate, Citation, ScoredPassage, Source
+
+
+def cite(source: Source, start: int, end: int) -> Citation:
+    """A citation of ``source.text[start:end]`` quoting the sentence(s) around it."""
+    q_start, q_end = enclosing_sentences(source.text, start, end)
+    return Citation(source.id, source.title, source.origin, start, end, source.text[q_start:q_end], q_start, q_end)
+
+
+def softmax(scores: list[float]) -> list[float]:
+    top = max(scores)
+    exps = [math.exp(s - top) for s in scores]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def build_answer(question: str, reading: Reading, passages: list[ScoredPassage], sources: dict[str, Source], *,
+                 no_answer_threshold: float = 0.0, min_answer_prob: float = 0.0, n_best: int = 5) -> Answer:
+    """Turn the reader's spans over retrieved passages into an :class:`Answer`.
+
+    Spans read in overlapping passages that land on the same source characters are merged (the best
+    score kept). Probabilities are a softmax over the merged candidates and the no-answer score, so they
+    are comparable across passages. The engine abstains (``text`` None) when the best span does not
+    beat the no-answer score by ``no_answer_threshold`` logits, or its probability is under ``min_answer_prob``.
+
+    Args:
+        question: the question as shown to the user.
+        reading: the reader's output over ``[p.passage.text for p in passages]``.
+        passages: the retrieved passages, in the order given to the reader.
+        sources: the index's sources by id.
+    Returns:
+        The answer with citations and candidates, or an abstention with the passages that were read.
+    """
+    merged: dict[tuple[str, int, int], float] = {}
+    for span in reading.spans:
+        p = passages[span.passage_index].passage
+        key = (p.source_id, p.start + span.start, p.start + span.end)
+        merged[key] = max(merged.get(key, -math.inf), span.score)
+    ranked = sorted(merged.items(), key=lambda kv: -kv[1])[:n_best]
+    if not ranked:
+        return Answer(question, None, 0.0, passages=passages)
+    probs = softmax([s for _, s in ranked] + [reading.no_answer_score])
+    candidates = []
+    for ((sid, start, end), score), prob in zip(ranked, probs):
+        source = sources[sid]
+        candidates.append(Candidate(source.text[start:end], score, prob, cite(source, start, end)))
+    best = candidates[0]
+    margin = best.score - reading.no_answer_score
+    if margin < no_answer_threshold or best.probability < min_answer_prob:
+        return Answer(question, None, 0.0, passages=passages, candidates=candidates)
+    return Answer(question, best.text, best.probability, [best.citation], passages, candidates)

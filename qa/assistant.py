@@ -1,0 +1,289 @@
+"""The public face of the engine: ``Assistant.load``, ``ask``, ``ask_many``, ``retrieve``, ``add_sources``.
+
+Only this module ties the rooms together: retrieval over the index, the reader over the retrieved
+passages, and answer building with citations. Models are loaded once per process and shared by every
+``Assistant`` (and every web session) that uses the same model paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import unicodedata
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from qa import building, index as index_store
+from qa.answer import build_answer
+from qa.config import DEFAULT_INDEX_DIR, Settings
+from qa.embedding import Embedder
+from qa.followup import Query, Turn, needs_context, rewrite
+from qa.reader import Reader
+from qa.retrieval import Retriever
+from qa.types import Answer, ScoredPassage, Source
+
+log = logging.getLogger(__name__)
+
+_MODELS: dict[tuple[str, str], object] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked (for example, it is empty)."""
+
+
+def shared_embedder(name: str) -> Embedder:
+    """The process-wide embedder for ``name`` (loaded on first use)."""
+    with _MODELS_LOCK:
+        key = ("embedder", name)
+        if key not in _MODELS:
+            _MODELS[key] = Embedder.load(name)
+        return _MODELS[key]  # type: ignore[return-value]
+
+
+def shared_reader(settings: Settings) -> Reader:
+    """The process-wide reader for the configured path and decoding options."""
+    options = dict(max_length=settings.reader_max_length, stride=settings.reader_stride,
+                   max_answer_tokens=settings.max_answer_tokens, n_best=settings.n_best, use_bf16=settings.use_bf16)
+    path = settings.reader_path()
+    with _MODELS_LOCK:
+        key = ("reader", path)
+        if key not in _MODELS:
+            _MODELS[key] = Reader.load(path)
+        base: Reader = _MODELS[key]  # type: ignore[assignment]
+    # Same weights, possibly other decoding options: a light view that shares model and tokenizer.
+    reader = Reader(base.model, base.tokenizer, name=base.name, **options)
+    reader._lock = base._lock
+    return reader
+
+
+def clean_question(question: object, max_chars: int) -> tuple[str, list[str]]:
+    """Validate and normalise a question.
+
+    Control characters are removed (emoji and other scripts are kept), whitespace collapsed, and a
+    question longer than ``max_chars`` is cut there with a notice.
+
+    Raises:
+        QuestionError: not a string, or nothing left to ask.
+    """
+    if not isinstance(question, str):
+        raise QuestionError(f"the question must be text, not {type(question).__name__}")
+    text = "".join(ch if not unicodedata.category(ch).startswith("C") else " " for ch in question)
+    text = " ".join(text.split())
+    notices = []
+    if len(text) > max_chars:
+        text = text[:max_chars].rsplit(" ", 1)[0] or text[:max_chars]
+        notices.append(f"The question was {len(question):,} characters long; only its first {len(text):,} "
+                       "were used.")
+    if not text:
+        raise QuestionError("the question is empty: type a question about the article")
+    return text, notices
+
+
+class Assistant:
+    """Answers questions about the indexed sources with extractive, cited spans.
+
+    Use :meth:`load`; thread-safe for concurrent ``ask`` calls.
+    """
+
+    def __init__(self, index: index_store.Index, embedder: Embedder, reader: Reader | None,
+                 settings: Settings) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self._reader = reader
+        self._set_index(index)
+        self._history_cache: OrderedDict[tuple, str | None] = OrderedDict()
+        self._write_lock = threading.Lock()
+
+    def _set_index(self, index: index_store.Index) -> None:
+        self.index = index
+        self.retriever = Retriever(index, self.embedder, self.settings.retrieval, self.settings.rrf_k)
+
+    @classmethod
+    def load(cls, index_dir: str | Path | None = None, *, reader: Reader | None = None,
+             **settings: object) -> "Assistant":
+        """Load the index and the models.
+
+        Args:
+            index_dir: the index directory (default: the shipped ``index/``).
+            reader: an already loaded reader to use instead of the configured one.
+            **settings: any :class:`qa.config.Settings` field, over ``QA_*`` environment variables.
+        Raises:
+            qa.config.ConfigError, qa.index.IndexFileError, qa.reader.ReaderError: with what to do about it.
+        """
+        config = Settings.from_env(**settings)
+        embedder = shared_embedder(config.embedder)
+        index = index_store.load(index_dir or DEFAULT_INDEX_DIR, embedder=config.embedder,
+                                 dimension=embedder.dimension)
+        return cls(index, embedder, reader, config)
+
+    @property
+    def reader(self) -> Reader:
+        """The reader, loaded on first use (retrieval-only use never loads it)."""
+        if self._reader is None:
+            self._reader = shared_reader(self.settings)
+        return self._reader
+
+    # -- asking ---------------------------------------------------------------------------------
+
+    def retrieve(self, question: str, k: int | None = None) -> list[ScoredPassage]:
+        """The ``k`` best passages for ``question`` (default ``top_k``), best first."""
+        text, _ = clean_question(question, self.settings.max_question_chars)
+        return self.retriever.search([text], k or self.settings.top_k)[0]
+
+    def ask(self, question: str, history: Sequence[str | Turn | dict | tuple] | None = None) -> Answer:
+        """Answer one question.
+
+        Args:
+            question: the question.
+            history: earlier turns of the chat, oldest first: questions (str), or ``Turn``/dict/tuple
+                with the question and the answer given.
+        Returns:
+            The answer; ``answer.text`` is None when the sources do not answer the question.
+        Raises:
+            QuestionError: the question is empty or not text.
+        """
+        return self.ask_many([question], [history] if history else None)[0]
+
+    def ask_many(self, questions: Sequence[str], histories: Sequence[Sequence | None] | None = None) -> list[Answer]:
+        """Answer several questions with batched retrieval and reading."""
+        started = time.perf_counter()
+        histories = list(histories) if histories is not None else [None] * len(questions)
+        cleaned = [clean_question(q, self.settings.max_question_chars) for q in questions]
+        queries = [self._query(text, h) for (text, _), h in zip(cleaned, histories)]
+        t0 = time.perf_counter()
+        retrieved = self.retriever.search([q.search for q in queries], self.settings.top_k)
+        t1 = time.perf_counter()
+        readings = self.reader.read_many([(q.read, [p.passage.text for p in ps]) for q, ps in zip(queries, retrieved)],
+                                         self.settings.n_best)
+        t2 = time.perf_counter()
+        answers = []
+        for (text, notices), query, passages, reading in zip(cleaned, queries, retrieved, readings):
+            answer = build_answer(text, reading, passages, self.index.sources,
+                                  no_answer_threshold=self.settings.no_answer_threshold,
+                                  min_answer_prob=self.settings.min_answer_prob, n_best=self.settings.n_best)
+            answer.query = query.read if query.rewritten else text
+            answer.notices.extend(notices)
+            n = len(questions)
+            answer.timings = {"history": (t0 - started) / n, "retrieval": (t1 - t0) / n, "reading": (t2 - t1) / n}
+            answers.append(answer)
+        total = time.perf_counter() - started
+        for answer in answers:
+            answer.timings["total"] = total / len(answers)
+        return answers
+
+    def _query(self, question: str, history: Sequence | None) -> Query:
+        if not history or not self.settings.use_history or not needs_context(question):
+            return Query(question, question)
+        turns = [_as_turn(h) for h in history]
+        last = turns[-1]
+        if last.answer is None and last.question:
+            last = Turn(last.question, self._earlier_answer(last.question, turns[:-1]))
+        return rewrite(question, turns[:-1] + [last])
+
+    def _earlier_answer(self, question: str, turns: list[Turn]) -> str | None:
+        """The answer this assistant gives to an earlier question of the chat (cached)."""
+        key = (question, tuple(turns))
+        if key not in self._history_cache:
+            try:
+                self._history_cache[key] = self.ask(question, turns or None).text
+            except QuestionError:
+                self._history_cache[key] = None
+            while len(self._history_cache) > 256:
+                self._history_cache.popitem(last=False)
+        return self._history_cache[key]
+
+    # -- sources --------------------------------------------------------------------------------
+
+    def sources(self) -> list[Source]:
+        """The indexed sources, in the order they were added."""
+        return list(self.index.sources.values())
+
+    def source(self, source_id: str) -> Source:
+        """One source by id.
+
+        Raises:
+            KeyError: no such source.
+        """
+        return self.index.sources[source_id]
+
+    def add_sources(self, refs: Iterable[str | Path], *, replace: bool = False, glob: str = "**/*",
+                    allow_private: bool = False, progress: bool = False):
+        """Read files, folders or URLs and add them to the index (or replace it), saving atomically.
+
+        Args:
+            refs: paths or URLs.
+            replace: build a new index from ``refs`` alone instead of adding to the current one.
+            glob: which files of a folder to read.
+            allow_private: allow URLs on private or loopback addresses.
+            progress: show a progress bar.
+        Returns:
+            The :class:`qa.sources.LoadReport` of what was read and skipped, with ``changes`` set.
+        """
+        from qa.sources import load_sources
+
+        report = load_sources(list(refs), glob=glob, allow_private=allow_private)
+        with self._write_lock:
+            if replace:
+                new = building.build(report.sources, self.embedder, self.settings.chunk_tokens,
+                                     self.settings.chunk_overlap_tokens, progress=progress)
+                changes = {"added": [s.origin for s in new.sources.values()], "unchanged": [], "replaced": []}
+            else:
+                new, changes = building.add(self.index, report.sources, self.embedder, progress=progress)
+            if self.index.path is not None:
+                index_store.save(new, self.index.path)
+            self._set_index(new)
+        report.changes = changes
+        return report
+
+    def remove_source(self, source_id: str) -> None:
+        """Remove a source, its passages and vectors, and save the index.
+
+        Raises:
+            KeyError: no such source.
+        """
+        if source_id not in self.index.sources:
+            raise KeyError(f"no source with id {source_id!r}; `qa index list` shows the ids")
+        with self._write_lock:
+            new = building.remove(self.index, {source_id})
+            if self.index.path is not None:
+                index_store.save(new, self.index.path)
+            self._set_index(new)
+
+    def reload(self) -> bool:
+        """Pick up an index rebuilt on disk by another process; True when it changed."""
+        if self.index.path is None:
+            return False
+        fresh = index_store.load(self.index.path, embedder=self.settings.embedder, dimension=self.embedder.dimension)
+        if fresh.manifest.get("files") == self.index.manifest.get("files"):
+            return False
+        with self._write_lock:
+            self._set_index(fresh)
+        return True
+
+    def info(self) -> dict:
+        """Models, sources, passage count and index location."""
+        return {
+            "index": str(self.index.path) if self.index.path else None,
+            "embedder": self.settings.embedder,
+            "reader": self.settings.reader_path(),
+            "retrieval": self.settings.retrieval,
+            "passages": len(self.index),
+            "sources": [{**s.meta(), "passages": n} for s, n in
+                        zip(self.index.sources.values(), self.index.passage_counts().values())],
+            "built": self.index.manifest.get("built"),
+        }
+
+
+def _as_turn(item: str | Turn | dict | tuple) -> Turn:
+    if isinstance(item, Turn):
+        return item
+    if isinstance(item, str):
+        return Turn(item)
+    if isinstance(item, dict):
+        return Turn(str(item.get("question", "")), item.get("answer"))
+    if isinstance(item, (tuple, list)) and item:
+        return Turn(str(item[0]), item[1] if len(item) > 1 else None)
+    raise QuestionError(f"cannot read a history item of type {type(item).__name__}")

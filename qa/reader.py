@@ -1,0 +1,243 @@
+"""The extractive reader: question + passage windows through a QA model, logits decoded to spans.
+
+transformers 5 has no question-answering pipeline, so decoding is done here: each passage is cut
+into windows of ``max_length`` tokens with ``stride`` tokens of overlap; start/end logits are
+masked to the passage's tokens; the best (start, end) pairs up to ``max_answer_tokens`` long are
+kept; the [CLS] position gives the no-answer score; token offsets map spans back to characters.
+
+A span's ``score`` is ``start_logit + end_logit``: the same scale in every window and passage, so
+spans from different passages compare directly, and ``score - no_answer_score`` is the margin that
+abstention thresholds.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class ReaderError(RuntimeError):
+    """The reader model cannot be loaded or used."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """A candidate answer inside one passage.
+
+    Attributes:
+        text: the answer, exactly ``passages[passage_index][start:end]``.
+        score: start logit + end logit (comparable across passages).
+        passage_index: which of the passages given to ``extract``.
+        start: character offset of the answer in that passage.
+        end: character offset one past the answer's end.
+        no_answer_score: the [CLS] score of the window the span was read in.
+    """
+
+    text: str
+    score: float
+    passage_index: int
+    start: int
+    end: int
+    no_answer_score: float = float("-inf")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """All the reader says about one question: ranked spans and the no-answer score.
+
+    ``no_answer_score`` is the lowest [CLS] score over all windows read: the window most sure that
+    it holds an answer decides (a passage without the answer must not veto one with it).
+    """
+
+    spans: list[Span]
+    no_answer_score: float
+
+    @property
+    def margin(self) -> float:
+        """Best span score minus no-answer score; negative means the model prefers no answer."""
+        return (self.spans[0].score - self.no_answer_score) if self.spans else float("-inf")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX), where autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class Reader:
+    """A transformers question-answering model with its tokenizer, loaded once and reused.
+
+    Thread-safe: one forward pass runs at a time (torch already uses every core for one).
+    """
+
+    def __init__(self, model, tokenizer, *, name: str = "", max_length: int = 384, stride: int = 128,
+                 max_answer_tokens: int = 30, n_best: int = 5, use_bf16: bool = True, batch_size: int = 16) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise ReaderError(f"reader {name!r} needs a fast tokenizer (offset mappings); none was found")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_length = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
+        self.stride = stride
+        self.max_answer_tokens = max_answer_tokens
+        self.n_best = n_best
+        self.use_bf16 = use_bf16 and cpu_has_bf16()
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **options) -> "Reader":
+        """Load a transformers ``AutoModelForQuestionAnswering`` folder or id (safetensors only, no remote code).
+
+        Args:
+            path: model folder or hub id; None means the shipped ``models/reader``.
+            **options: ``max_length``, ``stride``, ``max_answer_tokens``, ``n_best``, ``use_bf16``, ``batch_size``.
+        Raises:
+            ReaderError: the model is missing or not a question-answering model; the message says what to do.
+        """
+        from qa.config import DEFAULT_READER_DIR
+
+        path = str(path or DEFAULT_READER_DIR)
+        local = Path(path)
+        if (local.is_absolute() or path.startswith(".")) and not local.exists():
+            raise ReaderError(
+                f"reader model not found at {path}: train one with `qa train-reader`, "
+                "or set QA_READER to a question-answering model folder"
+            )
+        try:
+            import torch
+            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForQuestionAnswering.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
+        except (OSError, ValueError, EnvironmentError) as exc:
+            raise ReaderError(
+                f"could not load the reader {path!r} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); "
+                "it must be a question-answering model folder with safetensors weights, or a model id "
+                "available offline"
+            ) from None
+        model.eval()
+        torch.set_grad_enabled(False)
+        log.info("reader loaded from %s", path)
+        return cls(model, tokenizer, name=path, **options)
+
+    def extract(self, question: str, passages: list[str], top_k: int = 1) -> list[Span]:
+        """The ``top_k`` best answer spans for ``question`` over ``passages``, best first."""
+        return self.read(question, passages, top_k).spans
+
+    def read(self, question: str, passages: list[str], top_k: int | None = None) -> Reading:
+        """Read the passages and return ranked spans with the no-answer score.
+
+        Args:
+            question: the question (already stripped of surrounding space).
+            passages: texts to read; offsets in the spans refer to these.
+            top_k: spans to return (default ``n_best``); spans with the same passage offsets are merged.
+        Returns:
+            A :class:`Reading`; its ``spans`` may be empty when no passage has a valid span.
+        """
+        return self.read_many([(question, passages)], top_k)[0]
+
+    def read_many(self, items: list[tuple[str, list[str]]], top_k: int | None = None) -> list[Reading]:
+        """Read several questions, each over its own passages, in shared batches."""
+        top_k = top_k or self.n_best
+        pairs = [(qi, pi, q, p) for qi, (q, ps) in enumerate(items) for pi, p in enumerate(ps)]
+        results: list[dict[tuple[int, int], Span]] = [{} for _ in items]
+        nulls = [float("inf")] * len(items)
+        if not pairs:
+            return [Reading([], n) for n in nulls]
+        enc = self.tokenizer(
+            [q for _, _, q, _ in pairs],
+            [p for _, _, _, p in pairs],
+            truncation="only_second",
+            max_length=self.max_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
+        start_logits, end_logits = self._forward(enc)
+        for w, pair_i in enumerate(enc["overflow_to_sample_mapping"]):
+            qi, pi, _, passage = pairs[pair_i]
+            seq = enc.sequence_ids(w)
+            ctx = np.asarray([s == 1 for s in seq])
+            s_log, e_log = start_logits[w][: len(seq)], end_logits[w][: len(seq)]
+            null = float(s_log[0] + e_log[0])
+            nulls[qi] = min(nulls[qi], null)
+            offsets = enc["offset_mapping"][w]
+            for s, e, score in best_pairs(s_log, e_log, ctx, self.max_answer_tokens, top_k):
+                start, end = offsets[s][0], offsets[e][1]
+                key = (pi, start, end)
+                old = results[qi].get(key)
+                if old is None or score > old.score:
+                    results[qi][key] = Span(passage[start:end], score, pi, start, end, null)
+        out = []
+        for qi in range(len(items)):
+            spans = sorted(results[qi].values(), key=lambda s: -s.score)[:top_k]
+            out.append(Reading(spans, nulls[qi]))
+        return out
+
+    def _forward(self, enc) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Run every window through the model in length-sorted batches; float32 logits per window."""
+        import torch
+
+        n = len(enc["input_ids"])
+        order = sorted(range(n), key=lambda i: len(enc["input_ids"][i]))
+        starts: list[np.ndarray] = [np.empty(0)] * n
+        ends: list[np.ndarray] = [np.empty(0)] * n
+        pad = self.tokenizer.pad_token_id or 0
+        with self._lock, torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
+            for b in range(0, n, self.batch_size):
+                idx = order[b : b + self.batch_size]
+                width = max(len(enc["input_ids"][i]) for i in idx)
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                tt = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    k = len(enc["input_ids"][i])
+                    ids[row, :k] = torch.tensor(enc["input_ids"][i])
+                    mask[row, :k] = 1
+                    if "token_type_ids" in enc:
+                        tt[row, :k] = torch.tensor(enc["token_type_ids"][i])
+                inputs = {"input_ids": ids, "attention_mask": mask}
+                if "token_type_ids" in enc:
+                    inputs["token_type_ids"] = tt
+                output = self.model(**inputs)
+                s = output.start_logits.float().numpy()
+                e = output.end_logits.float().numpy()
+                for row, i in enumerate(idx):
+                    starts[i], ends[i] = s[row], e[row]
+        return starts, ends
+
+
+def best_pairs(start_logits: np.ndarray, end_logits: np.ndarray, context: np.ndarray,
+               max_answer_tokens: int, n: int) -> list[tuple[int, int, float]]:
+    """The ``n`` best (start, end, score) token pairs with both ends in the context, end >= start,
+    and at most ``max_answer_tokens`` tokens long. Pure function over one window's logits."""
+    idx = np.flatnonzero(context)
+    if idx.size == 0:
+        return []
+    s = start_logits[idx].astype(np.float64)
+    e = end_logits[idx].astype(np.float64)
+    scores = s[:, None] + e[None, :]
+    span = idx[None, :] - idx[:, None]
+    valid = (span >= 0) & (span < max_answer_tokens)
+    scores = np.where(valid, scores, -np.inf)
+    flat = scores.ravel()
+    k = min(n, int(valid.sum()))
+    if k == 0:
+        return []
+    top = np.argpartition(-flat, k - 1)[:k]
+    top = top[np.argsort(-flat[top])]
+    m = idx.size
+    return [(int(idx[t // m]), int(idx[t % m]), float(flat[t])) for t in top]

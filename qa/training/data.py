@@ -1,0 +1,182 @@
+"""SQuAD-format data to reader training windows.
+
+Standard extractive-QA preprocessing: question + context windows of ``max_length`` tokens with
+``stride`` tokens of overlap, start/end labels found through the tokenizer's ``offset_mapping``;
+a window that does not hold the whole answer is labelled no-answer (position 0, the [CLS] token).
+No-answer training also gets *negatives*: a question paired with another paragraph of the same
+article that does not contain the answer text (the closest one by word overlap, so the negatives
+look like what retrieval hands the reader).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question over one context; ``answer_start`` is -1 for a no-answer example."""
+
+    qid: str
+    question: str
+    context: str
+    answer_text: str
+    answer_start: int
+    article: int = 0
+
+
+def load_squad(path: str | Path, limit: int | None = None) -> list[Example]:
+    """Read a SQuAD v1.1/v2.0 JSON file into examples (first gold answer; [] answers become no-answer).
+
+    Args:
+        path: the JSON file.
+        limit: keep only the first ``limit`` questions.
+    Returns:
+        The examples in file order.
+    """
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)["data"]
+    out: list[Example] = []
+    for a_i, article in enumerate(data):
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                answers = qa.get("answers") or []
+                if answers and not qa.get("is_impossible", False):
+                    ans = answers[0]
+                    out.append(Example(qa["id"], qa["question"], para["context"], ans["text"], ans["answer_start"], a_i))
+                else:
+                    out.append(Example(qa["id"], qa["question"], para["context"], "", -1, a_i))
+                if limit is not None and len(out) >= limit:
+                    return out
+    return out
+
+
+def make_negatives(examples: list[Example], fraction: float, seed: int) -> list[Example]:
+    """Pair a ``fraction`` of the questions with another paragraph of the same article as no-answer examples.
+
+    The paragraph chosen is the one sharing most words with the question among those that do not
+    contain the answer text, so that negatives resemble retrieved-but-wrong passages.
+    """
+    rng = random.Random(seed)
+    by_article: dict[int, list[str]] = {}
+    for ex in examples:
+        paras = by_article.setdefault(ex.article, [])
+        if not paras or paras[-1] != ex.context:
+            if ex.context not in paras:
+                paras.append(ex.context)
+    words = {ctx: set(_WORD.findall(ctx.lower())) for paras in by_article.values() for ctx in paras}
+    out: list[Example] = []
+    for ex in examples:
+        if ex.answer_start < 0 or rng.random() >= fraction:
+            continue
+        q_words = set(_WORD.findall(ex.question.lower()))
+        candidates = [
+            ctx for ctx in by_article[ex.article] if ctx != ex.context and ex.answer_text.lower() not in ctx.lower()
+        ]
+        if not candidates:
+            continue
+        best = max(candidates, key=lambda ctx: (len(q_words & words[ctx]), rng.random()))
+        out.append(Example(ex.qid + "-neg", ex.question, best, "", -1, ex.article))
+    return out
+
+
+@dataclass
+class Features:
+    """Tokenised training windows, ragged: ``input_ids[i]`` has its own length."""
+
+    input_ids: list[np.ndarray]
+    token_type_ids: list[np.ndarray]
+    start_positions: np.ndarray
+    end_positions: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def featurize(
+    examples: list[Example],
+    tokenizer,
+    max_length: int = 256,
+    stride: int = 96,
+    keep_cut_fraction: float = 0.3,
+    seed: int = 0,
+    batch_size: int = 1000,
+) -> Features:
+    """Tokenise examples into labelled windows.
+
+    Args:
+        examples: questions with contexts and answers (``answer_start`` -1 for no answer).
+        tokenizer: a fast tokenizer (needs ``offset_mapping``).
+        max_length: tokens per window, question included.
+        stride: tokens shared by neighbouring windows of one context.
+        keep_cut_fraction: share of answerable-question windows that miss the answer to keep (as no-answer).
+        seed: for the sampling of such windows.
+    Returns:
+        The windows with start/end labels (0 and 0 for no answer).
+    """
+    rng = random.Random(seed)
+    ids_out: list[np.ndarray] = []
+    tt_out: list[np.ndarray] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for b in range(0, len(examples), batch_size):
+        chunk = examples[b : b + batch_size]
+        enc = tokenizer(
+            [e.question.strip() for e in chunk],
+            [e.context for e in chunk],
+            truncation="only_second",
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
+        for w, ex_i in enumerate(enc["overflow_to_sample_mapping"]):
+            ex = chunk[ex_i]
+            seq_ids = enc.sequence_ids(w)
+            offsets = enc["offset_mapping"][w]
+            start_pos = end_pos = 0
+            if ex.answer_start >= 0:
+                a_start = ex.answer_start
+                a_end = a_start + len(ex.answer_text)
+                ctx = [i for i, s in enumerate(seq_ids) if s == 1]
+                if ctx and offsets[ctx[0]][0] <= a_start and offsets[ctx[-1]][1] >= a_end:
+                    start_pos = next(i for i in ctx if offsets[i][1] > a_start)
+                    end_pos = next(i for i in reversed(ctx) if offsets[i][0] < a_end)
+                elif rng.random() >= keep_cut_fraction:
+                    continue
+            ids_out.append(np.asarray(enc["input_ids"][w], dtype=np.int32))
+            tt = enc["token_type_ids"][w] if "token_type_ids" in enc else [0] * len(enc["input_ids"][w])
+            tt_out.append(np.asarray(tt, dtype=np.int8))
+            starts.append(start_pos)
+            ends.append(end_pos)
+    return Features(ids_out, tt_out, np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64))
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int = 0) -> list[list[int]]:
+    """Batches of similar length (little padding), in a shuffled order that depends only on seed and epoch.
+
+    Indices are shuffled, cut into pools of 50 batches, sorted by length inside each pool, cut
+    into batches, and the batches shuffled again.
+    """
+    rng = random.Random(seed * 1000 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches: list[list[int]] = []
+    for p in range(0, len(order), pool):
+        part = sorted(order[p : p + pool], key=lambda i: lengths[i])
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches

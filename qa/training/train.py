@@ -1,0 +1,218 @@
+"""Fine-tune an encoder into an extractive reader on SQuAD, with checkpoints a rerun resumes from.
+
+Recipe: AdamW (weight decay 0.01), linear warm-up then linear decay, fixed seed, bf16 autocast
+on CPU, length-bucketed batches (dynamic padding). The output folder gets ``checkpoint/`` (model,
+optimiser, scheduler and step, rewritten every ``--save-every`` steps) and, at the end, the final
+model saved with ``save_pretrained`` (safetensors) plus its tokenizer.
+
+Run: ``qa train-reader --out runs/reader`` (see ``--help``); rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.config import DEFAULT_EMBEDDER, SHARED_DIR, resolve_embedder
+from qa.training.data import Features, bucketed_batches, featurize, load_squad, make_negatives
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (saved next to its checkpoints)."""
+
+    train_file: str = str(SHARED_DIR / "qa-data" / "squad-v1.1" / "train-v1.1.json")
+    base_model: str = DEFAULT_EMBEDDER
+    out: str = "runs/reader"
+    init_from: str = ""
+    limit: int | None = None
+    offset: int = 0
+    max_length: int = 160
+    stride: int = 64
+    negative_fraction: float = 0.15
+    keep_cut_fraction: float = 0.2
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    epochs: float = 1.0
+    seed: int = 13
+    bf16: bool = False
+    save_every: int = 200
+    threads: int = 0
+
+
+def prepare(cfg: TrainConfig, tokenizer) -> Features:
+    """Load the data and build the training windows (answerable, answer-cut and paired negatives)."""
+    examples = load_squad(cfg.train_file)
+    if cfg.limit is not None:
+        # A seeded sample, so that a later run with --offset trains on questions this one did not see.
+        order = list(range(len(examples)))
+        random.Random(cfg.seed).shuffle(order)
+        examples = [examples[i] for i in sorted(order[cfg.offset : cfg.offset + cfg.limit])]
+    negatives = make_negatives(examples, cfg.negative_fraction, cfg.seed)
+    log.info("%d questions, %d paired negatives", len(examples), len(negatives))
+    feats = featurize(examples + negatives, tokenizer, cfg.max_length, cfg.stride, cfg.keep_cut_fraction, cfg.seed)
+    n_neg = int((feats.start_positions == 0).sum())
+    log.info("%d windows (%d labelled no-answer)", len(feats), n_neg)
+    return feats
+
+
+def collate(feats: Features, idx: list[int], pad_id: int):
+    """Pad a batch of windows to its longest member."""
+    import torch
+
+    width = max(len(feats.input_ids[i]) for i in idx)
+    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+    tt = torch.zeros((len(idx), width), dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for row, i in enumerate(idx):
+        n = len(feats.input_ids[i])
+        ids[row, :n] = torch.from_numpy(feats.input_ids[i].astype(np.int64))
+        tt[row, :n] = torch.from_numpy(feats.token_type_ids[i].astype(np.int64))
+        mask[row, :n] = 1
+    return {
+        "input_ids": ids,
+        "token_type_ids": tt,
+        "attention_mask": mask,
+        "start_positions": torch.from_numpy(feats.start_positions[idx]),
+        "end_positions": torch.from_numpy(feats.end_positions[idx]),
+    }
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train (or resume) and return the folder of the final model.
+
+    Returns:
+        ``<out>/final``, a folder ``Reader.load`` accepts.
+    """
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    ckpt = out / "checkpoint"
+    out.mkdir(parents=True, exist_ok=True)
+    base = resolve_embedder(cfg.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    feats = prepare(cfg, tokenizer)
+
+    lengths = [len(x) for x in feats.input_ids]
+    n_epochs = math.ceil(cfg.epochs)
+    plan: list[list[int]] = []
+    for epoch in range(n_epochs):
+        plan.extend(bucketed_batches(lengths, cfg.batch_size, cfg.seed, epoch))
+    total = int(len(plan) * cfg.epochs / n_epochs)
+    plan = plan[:total]
+
+    model_src = str(ckpt) if (ckpt / "state.json").exists() else (cfg.init_from or base)
+    model = AutoModelForQuestionAnswering.from_pretrained(model_src)
+    model.train()
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total), total)
+    step = 0
+    if model_src == str(ckpt):
+        state = json.loads((ckpt / "state.json").read_text())
+        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+        scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
+        step = state["step"]
+        log.info("resuming at step %d of %d", step, total)
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    pad_id = tokenizer.pad_token_id or 0
+    use_bf16 = cfg.bf16
+    started = time.time()
+    first_step = step
+    loss_avg = None
+    while step < total:
+        batch = collate(feats, plan[step], pad_id)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        if step % 20 == 0 or step == total:
+            rate = (step - first_step) / (time.time() - started)
+            eta = (total - step) / rate if rate else float("inf")
+            log.info("step %d/%d loss %.3f lr %.2e %.2f steps/s eta %.1f min", step, total, loss_avg,
+                     scheduler.get_last_lr()[0], rate, eta / 60)
+        if step % cfg.save_every == 0 or step == total:
+            save_checkpoint(model, optimizer, scheduler, ckpt, step, total, loss_avg)
+    final = out / "final"
+    model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    log.info("saved %s after %d steps in %.1f min", final, step, (time.time() - started) / 60)
+    return final
+
+
+def save_checkpoint(model, optimizer, scheduler, ckpt: Path, step: int, total: int, loss: float | None) -> None:
+    """Write the checkpoint to a temporary folder and rename it into place, so a kill never leaves half of one."""
+    import shutil
+
+    import torch
+
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "total": total, "loss": loss}))
+    old = ckpt.with_name(ckpt.name + ".old")
+    if ckpt.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(ckpt, old)
+    os.replace(tmp, ckpt)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Arguments of ``qa train-reader``, one per :class:`TrainConfig` field."""
+    parser = parser or argparse.ArgumentParser(prog="qa train-reader", description=__doc__,
+                                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in asdict(TrainConfig()).items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif default is None:
+            parser.add_argument(flag, type=int, default=None)
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+    train(TrainConfig(**vars(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
