@@ -102,7 +102,8 @@ class Reader:
 
         Args:
             path: model folder or hub id; None means the shipped ``models/reader``.
-            **options: ``max_length``, ``stride``, ``max_answer_tokens``, ``n_best``, ``use_bf16``, ``batch_size``.
+            **options: ``max_length``, ``stride``, ``max_answer_tokens``, ``n_best``, ``use_bf16``, ``batch_size``,
+                and ``tokenizer`` (a folder to take the tokenizer from instead of ``path``).
         Raises:
             ReaderError: the model is missing or not a question-answering model; the message says what to do.
         """
@@ -119,8 +120,12 @@ class Reader:
             import torch
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForQuestionAnswering.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
+            tokenizer = AutoTokenizer.from_pretrained(options.pop("tokenizer", None) or path)
+            if len(tokenizer) < 100:
+                raise ValueError(f"the tokenizer has only {len(tokenizer)} entries; tokenizer files are missing")
+            # Weights may be stored at half precision; compute runs in float32 (bf16 autocast where native).
+            model = AutoModelForQuestionAnswering.from_pretrained(path, use_safetensors=True, trust_remote_code=False,
+                                                                  dtype=torch.float32)
         except (OSError, ValueError, EnvironmentError) as exc:
             raise ReaderError(
                 f"could not load the reader {path!r} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); "
@@ -128,7 +133,6 @@ class Reader:
                 "available offline"
             ) from None
         model.eval()
-        torch.set_grad_enabled(False)
         log.info("reader loaded from %s", path)
         return cls(model, tokenizer, name=path, **options)
 

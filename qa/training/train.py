@@ -50,6 +50,7 @@ class TrainConfig:
     seed: int = 13
     bf16: bool = False
     save_every: int = 200
+    log_every: int = 20
     threads: int = 0
 
 
@@ -144,6 +145,8 @@ def train(cfg: TrainConfig) -> Path:
     started = time.time()
     first_step = step
     loss_avg = None
+    window: list[float] = []
+    history = open(out / "history.jsonl", "a", encoding="utf-8")
     while step < total:
         batch = collate(feats, plan[step], pad_id)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
@@ -155,13 +158,18 @@ def train(cfg: TrainConfig) -> Path:
         optimizer.zero_grad(set_to_none=True)
         step += 1
         loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
-        if step % 20 == 0 or step == total:
+        window.append(loss.item())
+        if step % cfg.log_every == 0 or step == total:
+            history.write(json.dumps({"step": step, "loss": sum(window) / len(window)}) + "\n")
+            history.flush()
+            window.clear()
             rate = (step - first_step) / (time.time() - started)
             eta = (total - step) / rate if rate else float("inf")
             log.info("step %d/%d loss %.3f lr %.2e %.2f steps/s eta %.1f min", step, total, loss_avg,
                      scheduler.get_last_lr()[0], rate, eta / 60)
         if step % cfg.save_every == 0 or step == total:
-            save_checkpoint(model, optimizer, scheduler, ckpt, step, total, loss_avg)
+            save_checkpoint(model, tokenizer, optimizer, scheduler, ckpt, step, total, loss_avg)
+    history.close()
     final = out / "final"
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
@@ -169,7 +177,7 @@ def train(cfg: TrainConfig) -> Path:
     return final
 
 
-def save_checkpoint(model, optimizer, scheduler, ckpt: Path, step: int, total: int, loss: float | None) -> None:
+def save_checkpoint(model, tokenizer, optimizer, scheduler, ckpt: Path, step: int, total: int, loss: float | None) -> None:
     """Write the checkpoint to a temporary folder and rename it into place, so a kill never leaves half of one."""
     import shutil
 
@@ -179,6 +187,7 @@ def save_checkpoint(model, optimizer, scheduler, ckpt: Path, step: int, total: i
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, "total": total, "loss": loss}))

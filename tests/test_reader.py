@@ -1,0 +1,108 @@
+"""The reader: windows over long passages, spans decoded from logits with exact character offsets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.reader import Reader, ReaderError, best_pairs
+
+
+def test_best_pairs_picks_the_highest_start_plus_end_inside_the_context():
+    start = np.array([9.0, 0.0, 5.0, 1.0, 0.0])
+    end = np.array([9.0, 0.0, 0.0, 4.0, 0.0])
+    context = np.array([False, True, True, True, True])  # token 0 is [CLS]: never part of an answer
+    pairs = best_pairs(start, end, context, max_answer_tokens=30, n=3)
+    assert pairs[0] == (2, 3, 9.0)
+    assert all(s >= 1 and e >= s for s, e, _ in pairs)
+    assert [p[2] for p in pairs] == sorted((p[2] for p in pairs), reverse=True)
+
+
+def test_best_pairs_respects_the_maximum_answer_length():
+    start = np.array([0.0, 10.0, 0.0, 0.0, 0.0])
+    end = np.array([0.0, 0.0, 0.0, 0.0, 10.0])
+    context = np.ones(5, dtype=bool)
+    assert all(e - s < 2 for s, e, _ in best_pairs(start, end, context, max_answer_tokens=2, n=10))
+
+
+def test_best_pairs_with_no_context_tokens_is_empty():
+    assert best_pairs(np.zeros(3), np.zeros(3), np.zeros(3, dtype=bool), 30, 5) == []
+
+
+def test_spans_are_exact_slices_of_their_passages(tiny_reader):
+    passages = ["Qassem Suleimani, the commander of the Quds Force, reports to Ayatollah Ali Khamenei.",
+                "The Obama administration withdrew its forces at the end of 2011."]
+    spans = tiny_reader.extract("Who commands the Quds Force?", passages, top_k=5)
+    assert 1 <= len(spans) <= 5
+    for span in spans:
+        assert passages[span.passage_index][span.start:span.end] == span.text
+        assert span.text.strip() == span.text and span.text
+    assert [s.score for s in spans] == sorted((s.score for s in spans), reverse=True)
+
+
+def test_a_passage_longer_than_one_window_is_read_in_strided_windows(tiny_reader_dir):
+    reader = Reader.load(tiny_reader_dir, max_length=48, stride=16, n_best=20)
+    passage = " ".join(f"Sentence number {i} mentions the city of Tabriz and its river." for i in range(40))
+    enc = reader.tokenizer("Where?", passage, truncation="only_second", max_length=48, stride=16,
+                           return_overflowing_tokens=True)
+    assert len(enc["input_ids"]) > 5  # really several windows
+    reading = reader.read("Where?", [passage], top_k=20)
+    assert reading.spans
+    for span in reading.spans:
+        assert passage[span.start:span.end] == span.text
+    # spans come from all over the passage, not only its first window
+    assert max(s.end for s in reading.spans) > len(passage) // 4
+    assert np.isfinite(reading.no_answer_score)
+
+
+def test_read_many_equals_reading_one_question_at_a_time(tiny_reader):
+    items = [("Who?", ["Alice met Bob in Paris.", "Carol stayed home."]), ("Where?", ["Bob lives in Rome."])]
+    together = tiny_reader.read_many(items, top_k=3)
+    for (q, ps), reading in zip(items, together):
+        alone = tiny_reader.read(q, ps, top_k=3)
+        assert [(s.text, s.passage_index, s.start) for s in alone.spans] == \
+               [(s.text, s.passage_index, s.start) for s in reading.spans]
+        assert alone.no_answer_score == pytest.approx(reading.no_answer_score, abs=1e-4)
+
+
+def test_bf16_autocast_gives_the_same_answers_as_fp32(tiny_reader_dir):
+    passages = ["Qassem Suleimani, the commander of the Quds Force, is in control of the operation.",
+                "Iran sent about 500 forces from the Revolutionary Guards Corps to Diyala province."]
+    fp32 = Reader.load(tiny_reader_dir, use_bf16=False)
+    bf16 = Reader.load(tiny_reader_dir, use_bf16=True)
+    bf16.use_bf16 = True  # force autocast even on CPUs without native bf16, to compare the two paths
+    a = fp32.extract("Who is in control?", passages, top_k=3)
+    b = bf16.extract("Who is in control?", passages, top_k=3)
+    assert a[0].text == b[0].text
+    assert a[0].score == pytest.approx(b[0].score, abs=0.1)
+
+
+def test_empty_passage_list_gives_no_spans(tiny_reader):
+    reading = tiny_reader.read("Anything?", [])
+    assert reading.spans == [] and reading.margin == float("-inf")
+
+
+def test_a_missing_model_folder_says_how_to_get_one(tmp_path):
+    with pytest.raises(ReaderError, match="qa train-reader"):
+        Reader.load(tmp_path / "nowhere")
+
+
+def test_a_folder_without_weights_is_refused_with_a_clear_error(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ReaderError, match="could not load the reader"):
+        Reader.load(tmp_path)
+
+
+def test_pickle_weights_are_never_loaded(tiny_reader_dir, tmp_path):
+    import shutil
+
+    import torch
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_reader_dir, folder)
+    state = {k: v for k, v in __import__("safetensors.torch", fromlist=["load_file"]).load_file(
+        str(folder / "model.safetensors")).items()}
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")
+    with pytest.raises(ReaderError):
+        Reader.load(folder)

