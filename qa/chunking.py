@@ -129,7 +129,7 @@ def chunk_text(text: str, max_tokens: int = 120, overlap_tokens: int = 40,
             break
         # Step back over whole sentences to share about overlap_tokens with this passage.
         k, shared = j, 0
-        while k - 1 > i and shared + sizes[k - 1] <= overlap_tokens:
+        while k - 1 > i and shared + sizes[k - 1] <= overlap_tokens and shared + sizes[k - 1] + sizes[j] <= max_tokens:
             k -= 1
             shared += sizes[k]
         i = k

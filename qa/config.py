@@ -93,7 +93,10 @@ class Settings:
                 raise ConfigError(f"unknown setting {name!r}; known settings: {', '.join(sorted(known))}")
             if value is not None:
                 values[name] = value
-        return cls(**values)
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"a setting has a value of the wrong type ({exc})") from None
 
     def replace(self, **changes: object) -> "Settings":
         """A copy with some fields changed."""

@@ -20,7 +20,7 @@ _PRONOUN = re.compile(r"\b(he|she|him|his|her|hers|they|them|their|theirs|it|its
 _POSSESSIVE = {"his", "her", "hers", "their", "theirs", "its"}
 _OBJECT = {"him", "them"}
 # Short questions that continue the previous one: "And the second?", "What about Iran?", "Why?"
-_ELLIPSIS = re.compile(r"^\s*(and|what about|how about|why|when|where|how so)\b", re.IGNORECASE)
+_ELLIPSIS = re.compile(r"^\s*(and|what about|how about|how so|why|when|where)\b[^?]{0,20}\??\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -40,19 +40,36 @@ class Query:
     rewritten: bool = False
 
 
+def _dangling_pronoun(question: str) -> re.Match | None:
+    """The first pronoun with no candidate referent before it (no name after the first word)."""
+    m = _PRONOUN.search(question)
+    if m is None:
+        return None
+    before = question[: m.start()].split()[1:]
+    if any(w[:1].isupper() for w in before):
+        return None
+    return m
+
+
 def needs_context(question: str) -> bool:
     """True when the question leans on an earlier turn: a dangling pronoun, or an elliptical opening."""
-    return bool(_PRONOUN.search(question) or _ELLIPSIS.match(question))
+    return bool(_dangling_pronoun(question) or _ELLIPSIS.match(question))
 
 
 def _substitute(question: str, referent: str) -> str:
     def repl(m: re.Match) -> str:
         word = m.group(1).lower()
-        if word in _POSSESSIVE:
+        if word in _POSSESSIVE and not (word == "her" and _object_position(question, m.end())):
             return f"{referent}'s"
         return referent
 
     return _PRONOUN.sub(repl, question, count=1)
+
+
+def _object_position(question: str, end: int) -> bool:
+    """'her' followed by '?', punctuation or a function word is an object ('Who criticised her?')."""
+    rest = question[end:].lstrip()
+    return not rest or not rest[0].isalnum() or rest.split()[0].lower() in {"to", "for", "in", "on", "at", "about", "and"}
 
 
 def _looks_like_entity(answer: str) -> bool:
@@ -74,6 +91,6 @@ def rewrite(question: str, history: list[Turn]) -> Query:
     last = history[-1]
     context = " ".join(x for x in (last.question, last.answer or "") if x)
     read = question
-    if last.answer and _looks_like_entity(last.answer) and _PRONOUN.search(question):
+    if last.answer and _looks_like_entity(last.answer) and _dangling_pronoun(question):
         read = _substitute(question, last.answer.strip())
     return Query(read, f"{read} {context}".strip(), True)

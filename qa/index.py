@@ -158,7 +158,7 @@ def save(index: Index, path: str | Path, *, lock: bool = True) -> Path:
             _write(index, tmp)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(exc, OSError):
+            if isinstance(exc, (OSError, RuntimeError)):
                 raise IndexFileError(f"could not write the index ({exc}); the previous index at {path} is unchanged") from None
             raise
         _swap_in(tmp, path)
@@ -212,7 +212,18 @@ def _swap_in(new: Path, path: Path) -> None:
 
 
 def recover(path: Path) -> None:
-    """Finish an interrupted swap: if the index is missing but its previous version was set aside, restore it."""
+    """Finish an interrupted swap: if the index is missing but its previous version was set aside, restore it.
+
+    Does nothing while a writer holds the lock (its build folder and swap are in progress, not stale).
+    """
+    try:
+        with write_lock(path):
+            _recover(path)
+    except IndexFileError:
+        return
+
+
+def _recover(path: Path) -> None:
     old = path.with_name(f".{path.name}.old")
     if not path.exists() and old.exists():
         os.replace(old, path)
@@ -264,7 +275,7 @@ def load(path: str | Path, *, embedder: str | None = None, dimension: int | None
     for meta in manifest["sources"]:
         file = path / "sources" / f"{meta['id']}.txt"
         try:
-            text = file.read_text(encoding="utf-8")
+            text = file.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise IndexFileError(f"cannot read source text {file} ({exc}); {hint}") from None
         if hashlib.sha256(text.encode("utf-8")).hexdigest() != meta["checksum"] or content_id(text) != meta["id"]:

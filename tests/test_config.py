@@ -111,9 +111,6 @@ def test_replace_changes_one_field_and_validates():
         Settings().replace(retrieval="sparse")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Settings.from_env documents ConfigError for 'a value of the wrong type', "
-                                       "but a keyword of the wrong type (top_k='five') raises a raw TypeError from "
-                                       "__post_init__'s comparison")
 def test_a_keyword_of_the_wrong_type_is_refused_as_a_config_error():
     with pytest.raises(ConfigError):
         Settings.from_env(top_k="five")

@@ -73,23 +73,16 @@ def test_needs_context_spots_pronouns_and_elliptical_openings():
     assert not needs_context("Who commands the Quds Force?")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: followup._POSSESSIVE treats every 'her' as possessive, so an object 'her' "
-                                       "becomes \"X's\" ('Who criticised her?' -> \"Who criticised Hillary Clinton's?\")")
 def test_an_object_her_becomes_the_name_not_a_possessive():
     previous = Turn("Who was secretary of state?", "Hillary Clinton")
     assert rewrite("Who criticised her?", [previous]).read == "Who criticised Hillary Clinton?"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: followup._ELLIPSIS matches any question opening with when/where/why, so a "
-                                       "self-contained 'Where did the Quds Force send troops?' is treated as a follow-up")
 def test_a_self_contained_wh_question_is_not_treated_as_elliptical():
     question = "Where did the Quds Force send troops?"
     assert rewrite(question, [SULEIMANI]) == Query(question, question, False)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: followup.rewrite replaces a pronoun even when its referent is in the question "
-                                       "('When did the Obama administration withdraw its forces?' -> \"...withdraw "
-                                       "Qassem Suleimani's forces?\"), contrary to the module docstring")
 def test_a_pronoun_whose_referent_is_in_the_question_is_not_replaced():
     question = "When did the Obama administration withdraw its forces?"
     assert rewrite(question, [SULEIMANI]).read == question

@@ -119,9 +119,6 @@ def test_the_source_texts_are_stored_verbatim(saved_index, article_source):
     assert stored.read_bytes() == article_source.text.encode("utf-8")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: index.load reads sources/ID.txt with Path.read_text (universal newlines), "
-                                       "but save writes it with newline=''; a source text containing '\\r' is "
-                                       "refused on load as a checksum mismatch")
 def test_a_source_text_with_carriage_returns_round_trips(tmp_path):
     text = "Title line\r\n\r\nFirst sentence of the body.\rSecond one."
     source = Source.from_text(text, "Title line", "crlf.txt")
@@ -307,8 +304,6 @@ def test_a_write_error_in_the_middle_of_the_files_leaves_the_previous_index_unto
     assert _strays(saved_index) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: faiss reports write errors (disk full, unwritable path) as RuntimeError, "
-                                       "which index.save re-raises as is instead of IndexFileError")
 def test_a_faiss_write_failure_is_reported_as_an_index_file_error(saved_index, article_index, monkeypatch):
     if not Path("/dev/full").exists():
         pytest.skip("needs /dev/full to simulate a full disk")
@@ -327,9 +322,6 @@ def test_an_interrupted_swap_is_repaired_on_load(saved_index, article_index):
     assert saved_index.is_dir() and not set_aside.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: index.load calls recover(), which deletes every .NAME.new-* folder "
-                                       "without taking the write lock, so a reader loading the index destroys a "
-                                       "save in progress (the save then fails with a raw FileNotFoundError)")
 def test_loading_the_index_while_a_save_is_in_progress_does_not_break_the_save(saved_index, monkeypatch):
     real_write = store._write
     replacement = _synthetic_index(50)

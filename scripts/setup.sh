@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Create .venv in the repo root and install the project (CPU torch from this machine's disk, no model downloads).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -e ".[test]"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up (idempotent) and run the whole test suite. Fails when no test ran.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || exit 1
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+.venv/bin/python -m pytest -q "$@"
+rc=$?
+if [ "$rc" -eq 5 ]; then echo "no tests were collected: failing" >&2; exit 1; fi
+exit "$rc"
