@@ -51,6 +51,7 @@ class Retriever:
         if self._bm25 is None:
             import bm25s
 
+            logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on its own logger
             model = bm25s.BM25()
             corpus = [tokenize(self._passage_text(i)) or ["\x00"] for i in range(len(self.index.passages))]
             model.index(corpus, show_progress=False)
