@@ -94,7 +94,9 @@ def evaluate_rows(rows: list[dict], assistant, k: int = 3) -> dict:
         started = time.perf_counter()
         answer = assistant.ask(row["question"], history=row["history"] or None)
         seconds = time.perf_counter() - started
-        retrieved = assistant.retriever.search([_search_query(assistant, row)], k)[0]
+        # The answer carries the passages it read (top_k of the same search); search again only for a deeper k.
+        retrieved = (answer.passages[:k] if k <= len(answer.passages)
+                     else assistant.retriever.search([_search_query(assistant, row)], k)[0])
         em, f1 = score(answer.text, row["answers"])
         recall = any(g in p.passage.text for p in retrieved for g in row["answers"]) if row["answers"] else None
         cited = None
