@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from qa.chunking import enclosing_sentences
-from qa.reader import Reading
+from qa.metadata import Card
+from qa.reader import Reading, Span
 from qa.types import Answer, Candidate, Citation, ScoredPassage, Source
 
 
@@ -22,8 +23,19 @@ def softmax(scores: list[float]) -> list[float]:
     return [e / total for e in exps]
 
 
+def _locate(span: Span, passages: list[ScoredPassage], cards: list[Card]) -> tuple[str, int, int] | None:
+    """(source id, start, end) of a reader span in its source; None for a span on a card's own words."""
+    if span.passage_index < len(passages):
+        p = passages[span.passage_index].passage
+        return p.source_id, p.start + span.start, p.start + span.end
+    card = cards[span.passage_index - len(passages)]
+    where = card.to_source(span.start, span.end)
+    return (card.source_id, *where) if where else None
+
+
 def build_answer(question: str, reading: Reading, passages: list[ScoredPassage], sources: dict[str, Source], *,
-                 no_answer_threshold: float = 0.0, min_answer_prob: float = 0.0, n_best: int = 5) -> Answer:
+                 no_answer_threshold: float = 0.0, min_answer_prob: float = 0.0, n_best: int = 5,
+                 cards: list[Card] | None = None) -> Answer:
     """Turn the reader's spans over retrieved passages into an :class:`Answer`.
 
     Spans read in overlapping passages that land on the same source characters are merged (the best
@@ -36,14 +48,16 @@ def build_answer(question: str, reading: Reading, passages: list[ScoredPassage],
         reading: the reader's output over ``[p.passage.text for p in passages]``.
         passages: the retrieved passages, in the order given to the reader.
         sources: the index's sources by id.
+        cards: document cards read after the passages (span ``passage_index`` past the passages);
+            a span on a card's value is cited at that value's place in the source.
     Returns:
         The answer with citations and candidates, or an abstention with the passages that were read.
     """
     merged: dict[tuple[str, int, int], float] = {}
     for span in reading.spans:
-        p = passages[span.passage_index].passage
-        key = (p.source_id, p.start + span.start, p.start + span.end)
-        merged[key] = max(merged.get(key, -math.inf), span.score)
+        key = _locate(span, passages, cards or [])
+        if key is not None:
+            merged[key] = max(merged.get(key, -math.inf), span.score)
     ranked = sorted(merged.items(), key=lambda kv: -kv[1])[:n_best]
     if not ranked:
         return Answer(question, None, 0.0, passages=passages)

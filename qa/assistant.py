@@ -20,6 +20,7 @@ from qa.answer import build_answer
 from qa.config import DEFAULT_INDEX_DIR, Settings
 from qa.embedding import Embedder
 from qa.followup import Query, Turn, needs_context, rewrite
+from qa.metadata import Card, document_card, name_the_author, refers_to_document
 from qa.reader import Reader
 from qa.retrieval import Retriever
 from qa.types import Answer, ScoredPassage, Source
@@ -91,6 +92,7 @@ class Assistant:
     def __init__(self, index: index_store.Index, embedder: Embedder, reader: Reader | None,
                  settings: Settings) -> None:
         self.settings = settings
+        self.no_answer_threshold = settings.abstention_threshold()
         self.embedder = embedder
         self._reader = reader
         self._set_index(index)
@@ -98,8 +100,9 @@ class Assistant:
         self._write_lock = threading.Lock()
 
     def _set_index(self, index: index_store.Index) -> None:
-        self.index = index
-        self.retriever = Retriever(index, self.embedder, self.settings.retrieval, self.settings.rrf_k)
+        # Made searchable first, then swapped in; ask_many reads index and retriever from one snapshot.
+        retriever = Retriever(index, self.embedder, self.settings.retrieval, self.settings.rrf_k)
+        self.retriever, self.index = retriever, index
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, *, reader: Reader | None = None,
@@ -154,18 +157,25 @@ class Assistant:
         cleaned = [clean_question(q, self.settings.max_question_chars) for q in questions]
         queries = [self._query(text, h) for (text, _), h in zip(cleaned, histories)]
         t0 = time.perf_counter()
-        retrieved = self.retriever.search([q.search for q in queries], self.settings.top_k)
+        retriever = self.retriever  # one index for the whole call, even if add_sources swaps it meanwhile
+        retrieved = retriever.search([q.search for q in queries], self.settings.top_k)
         t1 = time.perf_counter()
-        readings = self.reader.read_many([(q.read, [p.passage.text for p in ps]) for q, ps in zip(queries, retrieved)],
-                                         self.settings.n_best)
+        documents = [self._about_document(q.read, ps, retriever.index.sources) for q, ps in zip(queries, retrieved)]
+        cards = [cs for _, cs in documents]
+        readings = self.reader.read_many([(read, [p.passage.text for p in ps] + [c.text for c in cs])
+                                          for (read, cs), ps in zip(documents, retrieved)], self.settings.n_best)
         t2 = time.perf_counter()
         answers = []
-        for (text, notices), query, passages, reading in zip(cleaned, queries, retrieved, readings):
-            answer = build_answer(text, reading, passages, self.index.sources,
-                                  no_answer_threshold=self.settings.no_answer_threshold,
-                                  min_answer_prob=self.settings.min_answer_prob, n_best=self.settings.n_best)
+        for (text, notices), query, passages, reading, cs in zip(cleaned, queries, retrieved, readings, cards):
+            answer = build_answer(text, reading, passages, retriever.index.sources,
+                                  no_answer_threshold=self.no_answer_threshold,
+                                  min_answer_prob=self.settings.min_answer_prob, n_best=self.settings.n_best,
+                                  cards=cs)
             answer.query = query.read if query.rewritten else text
             answer.notices.extend(notices)
+            if reading.question_chars is not None:
+                answer.notices.append(f"The question is too long for the reader: it read only its first "
+                                      f"{reading.question_chars:,} characters.")
             n = len(questions)
             answer.timings = {"history": (t0 - started) / n, "retrieval": (t1 - t0) / n, "reading": (t2 - t1) / n}
             answers.append(answer)
@@ -173,6 +183,19 @@ class Assistant:
         for answer in answers:
             answer.timings["total"] = total / len(answers)
         return answers
+
+    def _about_document(self, question: str, passages: list[ScoredPassage],
+                        sources: dict[str, Source]) -> tuple[str, list[Card]]:
+        """For a question about the document itself: the question to read and the document card to read too.
+
+        The document is the best passage's source; "the author's ..." is read with the author's name.
+        Other questions are read as they are, with no card.
+        """
+        if not self.settings.use_document_fields or not passages or not refers_to_document(question):
+            return question, []
+        source = sources[passages[0].passage.source_id]
+        card = document_card(source)
+        return name_the_author(question, source), [card] if card else []
 
     def _query(self, question: str, history: Sequence | None) -> Query:
         if not history or not self.settings.use_history or not needs_context(question):

@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from qa.chunking import chunk_source, search_text
+from qa.chunking import chunk_source
+from qa.metadata import search_text
 from qa.embedding import Embedder
 from qa.index import Index, make_faiss
 from qa.types import Passage, Source

@@ -149,17 +149,3 @@ def enclosing_sentences(text: str, start: int, end: int) -> tuple[int, int]:
     first = next((s for s, e in spans if e > start), start)
     last = next((e for s, e in reversed(spans) if s < end), end)
     return min(first, start), max(last, end)
-
-
-FRONT_MATTER_LABEL = "Document title, date of publication, author and source:"
-
-
-def search_text(passage: Passage, source: Source) -> str:
-    """The text retrieval matches a passage by: the source title, then the passage.
-
-    A source's front-matter passage is labelled as such (field names, as a search engine indexes
-    metadata fields), so questions about the document itself reach it.
-    """
-    if passage.start <= front_matter_end(source.text) and passage.end <= front_matter_end(source.text) + 1:
-        return f"{source.title}\n{FRONT_MATTER_LABEL} {passage.text}"
-    return f"{source.title}\n{passage.text}"

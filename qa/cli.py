@@ -63,7 +63,8 @@ def _print_report(report, seconds: float, index) -> None:
             print(f"{kind:9} {origin}")
     for item in report.skipped:
         print(f"skipped   {item.origin}: {item.reason}")
-    print(f"{len(changes.get('added', [])) + len(changes.get('replaced', []))} sources added or replaced, "
+    changed = len(changes.get('added', [])) + len(changes.get('replaced', []))
+    print(f"{changed} source{'s' if changed != 1 else ''} added or replaced, "
           f"{len(report.skipped)} skipped, {len(index.sources)} sources and {len(index)} passages in "
           f"{index.path} ({seconds:.1f} s)")
 

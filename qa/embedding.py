@@ -12,6 +12,30 @@ from qa.config import ConfigError, resolve_embedder
 log = logging.getLogger(__name__)
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def refuse_pickle_weights(path: str, name: str) -> None:
+    """Refuse a local model folder whose weights exist only as pickle files (``pytorch_model.bin`` ...).
+
+    Loading a pickle can run arbitrary code; only safetensors weights are loaded.
+
+    Raises:
+        ConfigError: a folder (or module subfolder) has pickle weights and no ``*.safetensors`` beside them.
+    """
+    from pathlib import Path
+
+    folder = Path(path)
+    if not folder.is_dir():
+        return
+    for weights in folder.rglob("*"):
+        if weights.suffix.lower() in PICKLE_SUFFIXES and weights.is_file() \
+                and not any(weights.parent.glob("*.safetensors")):
+            raise ConfigError(
+                f"the embedder {name!r} has pickle weights ({weights.relative_to(folder)}) and no safetensors; "
+                "pickle files are never loaded (they can run code): convert the model to safetensors")
+
+
 class Embedder:
     """A sentence-transformers model: unit-length float32 vectors, so inner product = cosine.
 
@@ -36,10 +60,13 @@ class Embedder:
             ConfigError: the model is missing; the message says what to install or configure.
         """
         path = resolve_embedder(name)
+        refuse_pickle_weights(path, name)
         try:
             from sentence_transformers import SentenceTransformer
 
-            model = SentenceTransformer(path, device="cpu")
+            # safetensors weights only, and never code shipped with the model.
+            model = SentenceTransformer(path, device="cpu", trust_remote_code=False,
+                                        model_kwargs={"use_safetensors": True})
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"could not load the embedder {name!r} ({str(exc).splitlines()[0]}): set QA_EMBEDDER to a "

@@ -152,14 +152,20 @@ def save(index: Index, path: str | Path, *, lock: bool = True) -> Path:
     path = Path(path)
     ctx = write_lock(path) if lock else contextlib.nullcontext()
     with ctx:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
+        except OSError as exc:
+            raise IndexFileError(f"could not write the index ({exc}); the previous index at {path} is unchanged: "
+                                 "free disk space or fix the folder's permissions, and run the build again") from None
         try:
             _write(index, tmp)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, (OSError, RuntimeError)):
-                raise IndexFileError(f"could not write the index ({exc}); the previous index at {path} is unchanged") from None
+                raise IndexFileError(f"could not write the index ({exc}); the previous index at {path} is unchanged "
+                                     "and still loads: free disk space (or fix the cause) and run the build "
+                                     "again") from None
             raise
         _swap_in(tmp, path)
     index.path = path

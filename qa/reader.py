@@ -58,6 +58,8 @@ class Reading:
 
     spans: list[Span]
     no_answer_score: float
+    question_chars: int | None = None
+    """Set when the question was too long for a reader window: how many of its first characters were read."""
 
     @property
     def margin(self) -> float:
@@ -94,6 +96,11 @@ class Reader:
         self.n_best = n_best
         self.use_bf16 = use_bf16 and cpu_has_bf16()
         self.batch_size = batch_size
+        # A window holds the whole question and part of the passage; the part must stay longer than the stride
+        # (the tokenizer refuses otherwise), so a very long question is cut to leave the passage room.
+        specials = tokenizer.num_special_tokens_to_add(pair=True) if hasattr(tokenizer, "num_special_tokens_to_add") \
+            else 3
+        self.max_question_tokens = max(1, min(self.max_length // 2, self.max_length - specials - self.stride - 64))
         self._lock = threading.Lock()
 
     @classmethod
@@ -120,7 +127,7 @@ class Reader:
             import torch
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(options.pop("tokenizer", None) or path)
+            tokenizer = AutoTokenizer.from_pretrained(options.pop("tokenizer", None) or path, trust_remote_code=False)
             if len(tokenizer) < 100:
                 raise ValueError(f"the tokenizer has only {len(tokenizer)} entries; tokenizer files are missing")
             # Weights may be stored at half precision; compute runs in float32 (bf16 autocast where native).
@@ -155,11 +162,14 @@ class Reader:
     def read_many(self, items: list[tuple[str, list[str]]], top_k: int | None = None) -> list[Reading]:
         """Read several questions, each over its own passages, in shared batches."""
         top_k = top_k or self.n_best
+        fitted = [self.fit_question(q) for q, _ in items]
+        cut = [len(f) if f != q else None for f, (q, _) in zip(fitted, items)]
+        items = [(f, ps) for f, (_, ps) in zip(fitted, items)]
         pairs = [(qi, pi, q, p) for qi, (q, ps) in enumerate(items) for pi, p in enumerate(ps)]
         results: list[dict[tuple[int, int], Span]] = [{} for _ in items]
         nulls = [float("inf")] * len(items)
         if not pairs:
-            return [Reading([], n) for n in nulls]
+            return [Reading([], n, c) for n, c in zip(nulls, cut)]
         enc = self.tokenizer(
             [q for _, _, q, _ in pairs],
             [p for _, _, _, p in pairs],
@@ -188,8 +198,19 @@ class Reader:
         out = []
         for qi in range(len(items)):
             spans = sorted(results[qi].values(), key=lambda s: -s.score)[:top_k]
-            out.append(Reading(spans, nulls[qi]))
+            out.append(Reading(spans, nulls[qi], cut[qi]))
         return out
+
+    def fit_question(self, question: str) -> str:
+        """``question``, cut after ``max_question_tokens`` tokens (unchanged when it is shorter)."""
+        if len(question) <= self.max_question_tokens // 4:  # at most 4 tokens per character (UTF-8 bytes)
+            return question
+        enc = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) <= self.max_question_tokens:
+            return question
+        end = enc["offset_mapping"][self.max_question_tokens - 1][1]
+        log.info("question of %d tokens cut to %d for the reader", len(enc["input_ids"]), self.max_question_tokens)
+        return question[:end].rstrip()
 
     def _forward(self, enc) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Run every window through the model in length-sorted batches; float32 logits per window."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
 import numpy as np
 
-from qa.chunking import search_text
+from qa.metadata import search_text
 from qa.embedding import Embedder
 from qa.index import Index
 from qa.types import ScoredPassage
@@ -23,9 +24,16 @@ STOPWORDS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer  # PyStemmer: the Snowball stemmers
+
+    return Stemmer.Stemmer("english")
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens without stop words, for BM25."""
-    return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS]
+    """Lower-cased, stemmed word tokens without stop words, for BM25 ("published" matches "publication")."""
+    return _stemmer().stemWords([t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS])
 
 
 def rrf(rankings: list[list[int]], k: int = 60) -> dict[int, float]:

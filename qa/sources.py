@@ -264,6 +264,7 @@ _DATE_RE = re.compile(
     rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH},?\s+\d{{4}}"
     rf"|{_MONTH},?\s+\d{{4}}"
     r")(?![\w/-])", re.I)
+DATE_RE = _DATE_RE  # dates as news pages write them (used by qa.metadata)
 _TIME_RE = re.compile(r"\b\d{1,2}[:.]\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?(?![\w])", re.I)
 _DATE_FILLER_RE = re.compile(
     r"\b(?:updated|published|posted|last|modified|date[d]?|on|at|and|am|pm|a\.m|p\.m|"
@@ -613,7 +614,8 @@ def _resolve(host: str, port: int, origin: str, allow_private: bool) -> list[str
             if kind:
                 raise SourceError(
                     f"{origin}: {host} is a {kind} address ({address}); refused to guard against server-side "
-                    "request forgery. If you trust it, allow it with allow_private=True (CLI: --allow-private)")
+                    "request forgery. If you trust it, allow it with allow_private=True (CLI: --allow-private; "
+                    "web app: QA_ALLOW_PRIVATE_URLS=1)")
     if not addresses:
         raise SourceError(f"{origin}: cannot resolve host {host!r}")
     return addresses

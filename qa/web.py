@@ -23,12 +23,14 @@ import html
 import json
 import logging
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import gradio as gr
 
 from qa.assistant import Assistant, QuestionError
+from qa.sources import EXTENSIONS
 from qa.types import Answer, Citation, Source
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ CLOSEST_PASSAGES = 2
 PASSAGE_PREVIEW_CHARS = 500
 CONCURRENCY = 2  # the machine this ships on has 2 cores; the reader serialises its forward passes anyway
 MAX_QUEUE = 64
+MAX_SHOWN_QUESTION = 2000  # a longer question is shown cut (the engine reads at most max_question_chars anyway)
 
 CSS = """
 .qa-answer p { margin: 0 0 .4em 0; }
@@ -132,8 +135,11 @@ def highlight(text: str, spans: Iterable[tuple[int, int] | tuple[int, int, str]]
 
 
 def render_question(question: str) -> str:
-    """A user message: the question as text."""
-    return f'<span class="qa-question">{esc(question)}</span>'
+    """A user message: the question as text (no control characters; cut after ``MAX_SHOWN_QUESTION``)."""
+    text = "".join(ch for ch in str(question) if ch in "\n\t" or not unicodedata.category(ch).startswith("C"))
+    if len(text) > MAX_SHOWN_QUESTION:
+        text = text[:MAX_SHOWN_QUESTION] + "…"
+    return f'<span class="qa-question">{esc(text)}</span>'
 
 
 def render_error(message: str) -> str:
@@ -312,7 +318,9 @@ class WebChat:
                     "html": render_error(f"Sorry, something went wrong while answering ({type(exc).__name__}: "
                                          f"{exc}). Try again, or ask another question.")}
         spans = [[c.source_id, c.start, c.end] for c in answer.citations]
-        return {"question": question, "answer": answer.text, "html": render_answer(answer, self.assistant.index.sources),
+        # The question as the engine read it (control characters removed, a huge one truncated).
+        return {"question": answer.question, "answer": answer.text,
+                "html": render_answer(answer, self.assistant.index.sources),
                 "spans": spans, "error": False}
 
     def chat(self, question: str, turns: list[dict] | None, selected: str | None):
@@ -371,8 +379,11 @@ class WebChat:
         return (f'<p class="qa-meta">{n} source{"s" if n != 1 else ""}, {len(index)} passages'
                 f'{" — index at " + esc(index.path) if index.path else ""}</p>')
 
-    def add(self, files: Sequence[Any] | None, urls: str | None, selected: str | None, turns: list[dict] | None):
-        """Add uploaded files and URLs to the index.
+    def add(self, files: Sequence[Any] | None, urls: str | None, selected: str | None, turns: list[dict] | None,
+            progress: gr.Progress = gr.Progress(track_tqdm=True)):  # noqa: B008 - Gradio's way to ask for it
+        """Add uploaded files and URLs to the index, showing progress (reading, then the encoding's bar).
+
+        The chat keeps answering from the current index meanwhile; the new one replaces it when it is saved.
 
         Returns:
             (report html, file input, url input, source dropdown, source html, status)
@@ -387,7 +398,10 @@ class WebChat:
 
         started = time.perf_counter()
         try:
-            report = self.assistant.add_sources(refs)
+            # Private and loopback URLs only where the operator allowed them (QA_ALLOW_PRIVATE_URLS=1).
+            allow_private = bool(getattr(getattr(self.assistant, "settings", None), "allow_private_urls", False))
+            progress(0, desc=f"Reading {len(refs)} source{'s' if len(refs) != 1 else ''}…")
+            report = self.assistant.add_sources(refs, allow_private=allow_private, progress=True)
         except USER_ERRORS as exc:
             return (render_error(f"Nothing was added: {exc}"),) + (gr.skip(),) * 5
         except Exception as exc:  # noqa: BLE001
@@ -471,8 +485,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             with gr.Tab("Index", id="index"):
                 status = gr.HTML(chat.status(), js_on_load=None)
                 with gr.Row():
-                    files = gr.File(label="Files to add (.txt, .md, .html, .pdf)", file_count="multiple",
-                                    type="filepath", file_types=[".txt", ".md", ".html", ".htm", ".pdf"])
+                    files = gr.File(label=f"Files to add ({', '.join(sorted(EXTENSIONS))})", file_count="multiple",
+                                    type="filepath", file_types=sorted(EXTENSIONS))
                     urls = gr.Textbox(label="Web page URLs (one per line)", lines=3,
                                       placeholder="https://example.com/news/article.html")
                 with gr.Row():

@@ -24,7 +24,7 @@ def test_defaults():
     assert (s.chunk_tokens, s.chunk_overlap_tokens) == (120, 40)
     assert s.top_k == 3 and s.retrieval == "hybrid" and s.rrf_k == 60
     assert (s.max_answer_tokens, s.reader_max_length, s.reader_stride, s.n_best) == (30, 384, 128, 5)
-    assert s.no_answer_threshold == 0.0 and s.min_answer_prob == 0.0
+    assert s.no_answer_threshold is None and s.min_answer_prob == 0.0
     assert s.max_question_chars == 2000
     assert s.use_bf16 is True and s.use_history is True
 
@@ -114,3 +114,27 @@ def test_replace_changes_one_field_and_validates():
 def test_a_keyword_of_the_wrong_type_is_refused_as_a_config_error():
     with pytest.raises(ConfigError):
         Settings.from_env(top_k="five")
+
+
+def test_the_no_answer_threshold_defaults_to_the_readers_calibration(tmp_path):
+    (tmp_path / "calibration.json").write_text('{"no_answer_threshold": 2.5, "objective": "..."}')
+    assert Settings(reader=str(tmp_path)).abstention_threshold() == 2.5
+    assert Settings(reader=str(tmp_path), no_answer_threshold=-1.0).abstention_threshold() == -1.0
+
+
+def test_a_reader_without_calibration_abstains_at_zero(tmp_path):
+    assert Settings(reader=str(tmp_path)).abstention_threshold() == 0.0
+    assert Settings(reader="some-org/some-hub-model").abstention_threshold() == 0.0
+
+
+def test_an_unreadable_calibration_says_how_to_fix_it(tmp_path):
+    (tmp_path / "calibration.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="qa.training.calibrate"):
+        Settings(reader=str(tmp_path)).abstention_threshold()
+
+
+def test_the_threshold_can_be_set_back_to_calibrated_from_the_environment(monkeypatch):
+    monkeypatch.setenv("QA_NO_ANSWER_THRESHOLD", "calibrated")
+    assert Settings.from_env().no_answer_threshold is None
+    monkeypatch.setenv("QA_NO_ANSWER_THRESHOLD", "1.25")
+    assert Settings.from_env().no_answer_threshold == 1.25

@@ -20,7 +20,8 @@ import pytest
 
 from qa import building
 from qa import index as store
-from qa.chunking import chunk_source, search_text
+from qa.chunking import chunk_source
+from qa.metadata import search_text
 from qa.index import FORMAT_VERSION, Index, IndexFileError, make_faiss
 from qa.types import Passage, Source
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -314,6 +315,76 @@ def test_the_index_panel_adds_files_and_reports_skipped_ones(saved_index, tmp_pa
     # And a reload finds nothing new on disk (the add saved it).
     message, *_ = chat.reload(None, [])
     assert "has not changed" in message
+
+
+FERRY = "When does the ferry to Zanzibar leave Dar es Salaam?"
+
+
+def test_the_running_app_answers_during_an_upload_rebuild_shows_progress_and_then_answers_from_it(
+        saved_index, tmp_path, request, monkeypatch):
+    """Index tab through the running app: upload a file and paste a refused URL; while the new index is being
+    built the chat still answers from the old one, the job reports progress, and afterwards the chat answers
+    from the new index. Each source that could not be read is listed with its reason."""
+    from gradio_client import handle_file
+
+    from qa import building
+    from qa.assistant import Assistant
+
+    assistant = Assistant.load(saved_index, no_answer_threshold=-1e9, **reader_override(request))
+    good = tmp_path / "zanzibar-notes.txt"
+    good.write_text("Zanzibar Notes\n\nThe ferry to Zanzibar leaves Dar es Salaam at seven every morning.",
+                    encoding="utf-8")
+    embedding, release = threading.Event(), threading.Event()
+    real_embed = building._embed_passages
+
+    def slow_embed(*args, **kwargs):
+        embedding.set()
+        assert release.wait(60)
+        return real_embed(*args, **kwargs)
+
+    monkeypatch.setattr(building, "_embed_passages", slow_embed)
+    with running(assistant) as (url, _):
+        client = Client(url, verbose=False)
+        job = client.submit([handle_file(str(good))], "http://127.0.0.1:9/private.html", None,
+                            api_name="/add_sources")
+        try:
+            assert embedding.wait(60), "the rebuild never started"
+            during = client.predict(FERRY, api_name="/ask")  # the chat is not blocked by the rebuild
+            assert during["answer"] and {p["source"] for p in during["passages"]} <= set(assistant.index.sources)
+            assert all("zanzibar" not in p["text"].lower() for p in during["passages"])
+            progress = job.status().progress_data
+            assert progress and "Reading 2 sources" in (progress[-1].desc or "")
+        finally:
+            release.set()
+        report = job.result(timeout=120)[0]
+        assert "1 source added or replaced, 1 skipped" in report
+        assert "<td>added</td><td>zanzibar-notes.txt</td>" in report
+        assert "<td>skipped</td><td>http://127.0.0.1:9/private.html</td>" in report and "loopback" in report
+        after = client.predict(FERRY, api_name="/ask")
+    new = next(s.id for s in assistant.sources() if s.title == "Zanzibar Notes")
+    assert after["passages"][0]["source"] == new
+    assert any(c["source"] == new for c in after["citations"]) or after["answer"] is None
+
+
+def test_reload_picks_up_an_index_rebuilt_on_disk_by_qa_index_build(saved_index, tmp_path, request, monkeypatch):
+    from qa import cli
+    from qa.assistant import Assistant
+
+    assistant = Assistant.load(saved_index, **reader_override(request))
+    chat = web.WebChat(assistant)
+    folder = tmp_path / "new-sources"
+    folder.mkdir()
+    (folder / "zanzibar-notes.txt").write_text(
+        "Zanzibar Notes\n\nThe ferry to Zanzibar leaves Dar es Salaam at seven every morning.", encoding="utf-8")
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # -q sets it for the process: undone after the test
+    assert cli.main(["index", "build", str(folder), "--index", str(saved_index), "-q"]) == 0  # replaces it
+    assert len(assistant.sources()) == 1 and assistant.sources()[0].title != "Zanzibar Notes"  # not yet
+    message, dropdown, source_html, status = chat.reload(None, [])
+    assert "Reloaded" in message
+    assert [s.title for s in assistant.sources()] == ["Zanzibar Notes"]
+    assert dropdown["value"] == assistant.sources()[0].id and "Zanzibar" in source_html
+    assert "1 source," in status
+    assert all(p.passage.source_id == assistant.sources()[0].id for p in assistant.retrieve(FERRY))
 
 
 # --------------------------------------------------------------------------------------------------
