@@ -87,7 +87,8 @@ class Retriever:
                 out.append([])
                 continue
             scores = model.get_scores(words)
-            top = np.argsort(-scores)[:k]
+            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+            top = top[np.argsort(-scores[top], kind="stable")]
             out.append([(int(i), float(scores[i])) for i in top if scores[i] > 0])
         return out
 

@@ -36,10 +36,11 @@ DOCS = {
 }
 TITLES = {"harbour.txt": "Harbour Report", "festival.md": "Lakeside Jazz Festival",
           "election.html": "Council vote in Brelford"}
-QUESTIONS = [  # (question, the file that answers it, the answer)
-    ("Which firm built the container terminal in Port Aldana?", "harbour.txt", "Korvell Marine"),
-    ("Who gave the opening concert of the Lakeside Jazz Festival?", "festival.md", "Elena Sorvino"),
-    ("Who was elected mayor of Brelford?", "election.html", "Tomas Hadley"),
+QUESTIONS = [  # (question, the file that answers it, the accepted answers: each a correct span, as SQuAD's golds)
+    ("Which firm built the container terminal in Port Aldana?", "harbour.txt", {"Korvell Marine"}),
+    ("Who gave the opening concert of the Lakeside Jazz Festival?", "festival.md",
+     {"Elena Sorvino", "pianist Elena Sorvino", "the pianist Elena Sorvino"}),
+    ("Who was elected mayor of Brelford?", "election.html", {"Tomas Hadley"}),
 ]
 NEW_DOC = ("observatory.txt", "Observatory Notes\n\nThe Halvard Observatory was opened in 1974 by the astronomer "
                               "Ingrid Valen. Its main telescope has a mirror 2.4 metres wide.\n")
@@ -135,7 +136,7 @@ def test_each_question_is_answered_from_the_source_that_holds_the_answer(built, 
     assistant = Assistant.load(built)
     answers = assistant.ask_many([q for q, _, _ in QUESTIONS])
     for (question, name, expected), answer in zip(QUESTIONS, answers):
-        assert answer.text == expected, (question, answer.text)
+        assert answer.text in expected, (question, answer.text)
         c = answer.citations[0]
         source = assistant.source(c.source_id)
         assert c.source_id == source_id(built, str(docs / name)), (question, c.origin)
