@@ -178,8 +178,9 @@ def author_name(source: Source) -> str | None:
     return None
 
 
-_AUTHOR_REFERENCE = re.compile(r"\b(?:the|this|its)\s+(?:author|writer)(?:'s|’s|\b)|(?<=\bof )(?:the|this)\s+(?:author|writer)\b",
-                               re.I)
+# "the author's X" (possessive) or "X of the author": the forms that ask about the author, not who it is.
+_AUTHOR_REFERENCE = re.compile(
+    r"\b(?:the|this|its)\s+(?:author|writer)(?P<possessive>'s|’s)|(?<=\bof )(?:the|this)\s+(?:author|writer)\b", re.I)
 
 
 def name_the_author(question: str, source: Source) -> str:
@@ -192,18 +193,7 @@ def name_the_author(question: str, source: Source) -> str:
     name = author_name(source)
     if not name:
         return question
-
-    def repl(m: re.Match) -> str:
-        return f"{name}'s" if m.group().endswith(("'s", "’s")) else name
-
-    out = []
-    last = 0
-    for m in _AUTHOR_REFERENCE.finditer(question):
-        possessive = m.group().endswith(("'s", "’s"))
-        if possessive or question[max(0, m.start() - 3) : m.start()] == "of ":
-            out.append(question[last : m.start()] + repl(m))
-            last = m.end()
-    return "".join(out) + question[last:]
+    return _AUTHOR_REFERENCE.sub(lambda m: f"{name}'s" if m.group("possessive") else name, question)
 
 
 def search_text(passage: Passage, source: Source) -> str:

@@ -41,18 +41,24 @@ KINDS = {"answerable": 0.5, "unanswerable_same_article": 0.25, "unanswerable_oth
 PASSAGES = 3
 
 
-def top_paragraphs(question: str, paragraphs: list[str], k: int = PASSAGES) -> list[str]:
-    """The ``k`` paragraphs BM25 ranks highest for ``question`` (ties in paragraph order)."""
-    import bm25s
+class ParagraphRanker:
+    """BM25 over one article's paragraphs, built once and asked for each question of that article."""
 
-    model = bm25s.BM25()
-    model.index([tokenize(p) or ["\x00"] for p in paragraphs], show_progress=False)
-    words = [w for w in tokenize(question) if w in model.vocab_dict]
-    if not words:
-        return paragraphs[:k]
-    scores = model.get_scores(words)
-    order = sorted(range(len(paragraphs)), key=lambda i: -scores[i])
-    return [paragraphs[i] for i in order[:k]]
+    def __init__(self, paragraphs: list[str]) -> None:
+        import bm25s
+
+        self.paragraphs = paragraphs
+        self.model = bm25s.BM25()
+        self.model.index([tokenize(p) or ["\x00"] for p in paragraphs], show_progress=False)
+
+    def top(self, question: str, k: int = PASSAGES) -> list[str]:
+        """The ``k`` paragraphs BM25 ranks highest for ``question`` (ties in paragraph order)."""
+        words = [w for w in tokenize(question) if w in self.model.vocab_dict]
+        if not words:
+            return self.paragraphs[:k]
+        scores = self.model.get_scores(words)
+        order = sorted(range(len(self.paragraphs)), key=lambda i: -scores[i])
+        return [self.paragraphs[i] for i in order[:k]]
 
 
 def sample_rows(path: Path, per_kind: int, seed: int) -> list[dict]:
@@ -84,8 +90,12 @@ def sample_rows(path: Path, per_kind: int, seed: int) -> list[dict]:
         # Another article of the same half, so the two halves stay apart.
         others = [a for a in range(len(data)) if a != row["article"] and a % 2 == row["article"] % 2]
         rows.append({**row, "kind": "unanswerable_other_article", "golds": [], "read_in": rng.choice(others)})
+    rankers: dict[int, ParagraphRanker] = {}
     for row in rows:
-        row["passages"] = top_paragraphs(row["question"], paragraphs[row.get("read_in", row["article"])])
+        article = row.get("read_in", row["article"])
+        if article not in rankers:
+            rankers[article] = ParagraphRanker(paragraphs[article])
+        row["passages"] = rankers[article].top(row["question"])
     return rows
 
 
@@ -114,17 +124,21 @@ def summarize(rows: list[dict], preds: list[tuple[str, float]], threshold: float
     return report
 
 
-def calibrate(rows: list[dict], preds: list[tuple[str, float]]) -> tuple[float, dict, dict]:
-    """The threshold that maximises weighted F1 on even articles, and the reports on both halves."""
-    calib = [i for i, r in enumerate(rows) if r["article"] % 2 == 0]
-    test = [i for i, r in enumerate(rows) if r["article"] % 2 == 1]
+def half(rows: list[dict], parity: int) -> list[int]:
+    """Indices of the rows whose question was written for an article of this parity (0 even, 1 odd)."""
+    return [i for i, r in enumerate(rows) if r["article"] % 2 == parity]
 
-    def report(ids: list[int], t: float) -> dict:
-        return summarize([rows[i] for i in ids], [preds[i] for i in ids], t)
 
+def report_on(rows: list[dict], preds: list[tuple[str, float]], ids: list[int], threshold: float) -> dict:
+    """:func:`summarize` of the rows ``ids`` at ``threshold``."""
+    return summarize([rows[i] for i in ids], [preds[i] for i in ids], threshold)
+
+
+def calibrate(rows: list[dict], preds: list[tuple[str, float]]) -> float:
+    """The threshold that maximises weighted F1 on the questions of even-numbered articles."""
+    calib = half(rows, 0)
     candidates = sorted({round(m, 2) for _, m in preds if m != float("-inf")} | {0.0})
-    best = max(candidates, key=lambda t: report(calib, t)["weighted_f1"])
-    return best, report(calib, best), report(test, best)
+    return max(candidates, key=lambda t: report_on(rows, preds, calib, t)["weighted_f1"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,16 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     reader = Reader.load(args.model)
     rows = sample_rows(Path(args.data), args.per_kind, args.seed)
     preds = margins(reader, rows)
-    threshold, calib, test = calibrate(rows, preds)
-    at_zero = calibrate_report_at(rows, preds, 0.0)
+    threshold = calibrate(rows, preds)
+    calib, test = half(rows, 0), half(rows, 1)
     result = {
         "no_answer_threshold": threshold,
         "objective": "mean F1, abstaining right = 1; weights " + ", ".join(f"{k} {w}" for k, w in KINDS.items()),
         "data": f"{Path(args.data).name}, {args.per_kind} questions per kind, seed {args.seed}, "
                 f"each read over its top {PASSAGES} BM25 paragraphs; threshold chosen on even-numbered articles",
-        "calibration_half": calib,
-        "test_half": test,
-        "test_half_at_threshold_0": at_zero,
+        "calibration_half": report_on(rows, preds, calib, threshold),
+        "test_half": report_on(rows, preds, test, threshold),
+        "test_half_at_threshold_0": report_on(rows, preds, test, 0.0),
         "command": "python -m qa.training.calibrate " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seconds": round(time.time() - started, 1),
     }
@@ -159,12 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dry_run:
         Path(args.out or Path(args.model) / "calibration.json").write_text(text + "\n", encoding="utf-8")
     return 0
-
-
-def calibrate_report_at(rows: list[dict], preds: list[tuple[str, float]], threshold: float) -> dict:
-    """The test-half report at a fixed threshold (for comparison with the calibrated one)."""
-    test = [i for i, r in enumerate(rows) if r["article"] % 2 == 1]
-    return summarize([rows[i] for i in test], [preds[i] for i in test], threshold)
 
 
 if __name__ == "__main__":
