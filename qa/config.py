@@ -56,6 +56,8 @@ class Settings:
             also read the fields its front matter and closing lines state (see :mod:`qa.metadata`).
         allow_private_urls: let the web app's Index tab fetch URLs on loopback, private or link-local addresses
             (refused by default against server-side request forgery; for local use only).
+        malloc_arenas: the web server caps glibc's malloc arenas at this many, so that resident memory stays
+            flat when many threads answer in turn (see :mod:`qa.memory`); 0 keeps glibc's default.
     """
 
     embedder: str = DEFAULT_EMBEDDER
@@ -76,6 +78,7 @@ class Settings:
     use_history: bool = True
     use_document_fields: bool = True
     allow_private_urls: bool = False
+    malloc_arenas: int = 2
 
     def __post_init__(self) -> None:
         if self.retrieval not in {"dense", "bm25", "hybrid"}:
@@ -83,6 +86,8 @@ class Settings:
         for name in ("chunk_tokens", "top_k", "max_answer_tokens", "reader_max_length", "n_best"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.malloc_arenas < 0:
+            raise ConfigError(f"malloc_arenas must be 0 (glibc's default) or more, not {self.malloc_arenas}")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
             raise ConfigError("chunk_overlap_tokens must be >= 0 and smaller than chunk_tokens")
 

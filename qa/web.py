@@ -29,7 +29,9 @@ from typing import Any, Iterable, Sequence
 
 import gradio as gr
 
+from qa import memory
 from qa.assistant import Assistant, QuestionError
+from qa.config import Settings
 from qa.sources import EXTENSIONS
 from qa.types import Answer, Citation, Source
 
@@ -537,6 +539,9 @@ def launch(index_dir: str | Path | None = None, host: str = "127.0.0.1", port: i
         assistant: an already loaded assistant to serve instead.
         **launch_kwargs: more :meth:`gradio.Blocks.launch` options (for example ``prevent_thread_lock``).
     """
+    arenas = Settings.from_env().malloc_arenas
+    if arenas:
+        memory.limit_arenas(arenas)  # before the server's threads exist
     if assistant is None:
         assistant = Assistant.load(index_dir)
     assistant.reader  # load the reader now, not on the first question  # noqa: B018

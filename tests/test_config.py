@@ -138,3 +138,11 @@ def test_the_threshold_can_be_set_back_to_calibrated_from_the_environment(monkey
     assert Settings.from_env().no_answer_threshold is None
     monkeypatch.setenv("QA_NO_ANSWER_THRESHOLD", "1.25")
     assert Settings.from_env().no_answer_threshold == 1.25
+
+
+def test_the_web_servers_malloc_arena_cap_defaults_to_two_and_refuses_negative_values(monkeypatch):
+    assert Settings().malloc_arenas == 2
+    monkeypatch.setenv("QA_MALLOC_ARENAS", "0")
+    assert Settings.from_env().malloc_arenas == 0  # glibc's default
+    with pytest.raises(ConfigError, match="malloc_arenas"):
+        Settings(malloc_arenas=-1)

@@ -413,6 +413,35 @@ def test_an_embedder_with_only_pickle_weights_is_refused(tmp_path):
         Embedder.load(str(folder))
 
 
+def test_the_web_server_caps_malloc_arenas_before_it_loads_anything(monkeypatch):
+    """Many server threads answering in turn must not each keep a malloc arena (bench/memory.py, bench/load.py)."""
+    from qa import memory, web
+
+    capped = []
+    monkeypatch.delenv("QA_MALLOC_ARENAS", raising=False)
+    monkeypatch.setattr(memory, "limit_arenas", lambda n: capped.append(n) or n)
+
+    class Stop(Exception):
+        pass
+
+    def loading(*args, **kwargs):
+        assert capped == [2], "the arenas are capped before the models load"
+        raise Stop
+
+    monkeypatch.setattr(web.Assistant, "load", loading)
+    with pytest.raises(Stop):
+        web.launch()
+
+
+def test_capping_malloc_arenas_works_on_glibc_and_is_a_no_op_elsewhere():
+    import platform
+
+    from qa import memory
+
+    assert memory.limit_arenas(2) == (2 if platform.libc_ver()[0] == "glibc" else None)
+    assert memory.limit_arenas(0) is None
+
+
 PICKLE_PATTERNS = [
     r"^\s*import (c?pickle|dill|joblib|cloudpickle|shelve|marshal)\b",
     r"^\s*from (c?pickle|dill|joblib|cloudpickle|shelve|marshal) import",
