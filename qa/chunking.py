@@ -8,6 +8,7 @@ before, so an answer near a boundary is whole in at least one passage.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -143,9 +144,15 @@ def chunk_source(source: Source, max_tokens: int = 120, overlap_tokens: int = 40
             for s, e in chunk_text(source.text, max_tokens, overlap_tokens, count_tokens)]
 
 
+@functools.lru_cache(maxsize=32)
+def _source_sentences(text: str) -> tuple[tuple[int, int], ...]:
+    """:func:`sentence_spans` of a source text, split once: every candidate answer of every question looks it up."""
+    return tuple(sentence_spans(text))
+
+
 def enclosing_sentences(text: str, start: int, end: int) -> tuple[int, int]:
     """The span of the sentence(s) of ``text`` that contain the characters ``[start, end)``."""
-    spans = sentence_spans(text)
+    spans = _source_sentences(text)
     first = next((s for s, e in spans if e > start), start)
     last = next((e for s, e in reversed(spans) if s < end), end)
     return min(first, start), max(last, end)
