@@ -45,6 +45,16 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
+def start(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
+    """Add the common options, parse ``argv``, set up logging and threads. Returns (args, environment())."""
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    env = environment()
+    set_threads(args.threads)
+    return args, env
+
+
 def int_list(text: str) -> list[int]:
     """'1k,10k,1m' or '0,10,100' -> [1000, 10000, 1000000] / [0, 10, 100]."""
     out = []
@@ -110,30 +120,31 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
+def _status_mb(field: str) -> float | None:
+    """A memory field of ``/proc/self/status`` (``VmHWM``, ``VmRSS``) in MiB; None where /proc is missing."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def max_rss_mb() -> float:
     """Peak resident memory of this process in MiB: VmHWM, else ``ru_maxrss``.
 
     VmHWM belongs to the current address space, so it starts afresh at exec; ``ru_maxrss`` does not on Linux: a
     child started by fork + exec keeps the peak of the parent's copy, which would add the parent's size.
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def current_rss_mb() -> float:
     """Resident memory now (VmRSS) in MiB; NaN where /proc is missing."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    now = _status_mb("VmRSS")
+    return now if now is not None else float("nan")
 
 
 def environment() -> dict:

@@ -125,11 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed passes of whole-corpus reading when extra articles are added (default 1)")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 autocast comparison")
     parser.add_argument("--no-whole", action="store_true", help="skip whole-corpus reading")
-    c.add_common_args(parser)
-    args = parser.parse_args(argv)
-    c.setup_logging(args.verbose)
-    env = c.environment()
-    c.set_threads(args.threads)
+    args, env = c.start(parser, argv)
 
     from qa import building, index as index_store
     from qa.assistant import Assistant, shared_reader

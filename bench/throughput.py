@@ -44,11 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", default="0", help="ask_many chunk sizes, comma separated; 0 = all at once (default 0)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each configuration (default 3)")
     parser.add_argument("--tolerance", type=float, default=1e-3, help="largest score difference counted as equal")
-    c.add_common_args(parser)
-    args = parser.parse_args(argv)
-    c.setup_logging(args.verbose)
-    env = c.environment()
-    c.set_threads(args.threads)
+    args, env = c.start(parser, argv)
 
     from qa.assistant import Assistant
     from qa.evaluation import read_rows
