@@ -5,6 +5,11 @@ reader tokens; questions are the article dev set's. Each call is ``Reader.read(q
 (tokenisation, the forward pass of 3 windows in one batch, span decoding). Prints median, p95 and the
 ratio against the bar, for fp32 and, for comparison, bf16 autocast (slow on CPUs without native bf16).
 
+It also prints the floor this machine puts under that latency: the forward pass's floating-point work
+(the encoder's matrix products and attention, counted from the model's config for the windows read)
+divided by the fp32 matrix-product throughput measured here at the same shapes. A bar below that floor
+cannot be met by this model in fp32 on this machine, whatever the code around it does.
+
 Run: ``.venv/bin/python bench/reader_latency.py [--repeats 5] [--threads 2]``
 """
 
@@ -38,6 +43,37 @@ def passages_of(text: str, tokenizer, max_tokens: int, n: int) -> list[str]:
         start = s if start is None else start
         end = e
     return out
+
+
+def forward_flops(config, window_tokens: list[int]) -> float:
+    """Floating-point operations of one encoder forward pass over windows of these lengths (padded to the longest).
+
+    Per layer and token: the Q, K, V and output projections (4 h^2 multiply-adds) and the feed-forward
+    (2 h i); per layer and window: attention scores and their weighted sum (2 L^2 h). A multiply-add is 2 FLOPs.
+    """
+    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    width = max(window_tokens)
+    tokens = width * len(window_tokens)
+    per_layer = 2 * tokens * (4 * h * h + 2 * h * i) + 2 * len(window_tokens) * 2 * width * width * h
+    return float(layers * per_layer)
+
+
+def matmul_gflops(rows: int, hidden: int, intermediate: int, repeats: int = 30) -> float:
+    """fp32 matrix-product throughput (GFLOP/s) at the reader's shapes: rows x hidden times hidden x intermediate
+    and back, measured with torch's current thread count."""
+    import torch
+
+    pairs = [(torch.randn(rows, hidden), torch.randn(hidden, intermediate)),
+             (torch.randn(rows, intermediate), torch.randn(intermediate, hidden)),
+             (torch.randn(rows, hidden), torch.randn(hidden, hidden))]
+    flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b in pairs)
+    for a, b in pairs:
+        a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        for a, b in pairs:
+            a @ b
+    return flops * repeats / (time.perf_counter() - t) / 1e9
 
 
 def p95(values: list[float]) -> float:
@@ -79,8 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['calls']} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['median_ms'] / BAR_MS:.2f} |")
+    enc = reader.tokenizer([questions[0]] * len(passages), passages, truncation="only_second",
+                           max_length=reader.max_length)
+    windows = [len(ids) for ids in enc["input_ids"]]
+    config = reader.model.config
+    gflop = forward_flops(config, windows) / 1e9
+    rate = matmul_gflops(max(windows) * len(windows), config.hidden_size, config.intermediate_size)
+    floor_ms = 1000 * gflop / rate
+    print(f"\nfloor: {gflop:.2f} GFLOP a call (windows {windows}) / {rate:.0f} GFLOP/s fp32 matrix products "
+          f"measured here = {floor_ms:.0f} ms of pure arithmetic; floor / 60 ms bar = {floor_ms / BAR_MS:.2f}")
+    fp32 = results["fp32"]["median_ms"]
+    print(f"the reader reaches {100 * floor_ms / fp32:.0f}% of that ceiling (fp32 median {fp32:.0f} ms)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"passage_tokens": lengths, **results}, indent=2) + "\n")
+        roofline = {"gflop_per_call": gflop, "windows": windows, "matmul_gflops": rate, "floor_ms": floor_ms}
+        Path(args.json).write_text(json.dumps({"passage_tokens": lengths, **results, "roofline": roofline},
+                                              indent=2) + "\n")
     return 0
 
 
