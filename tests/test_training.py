@@ -72,3 +72,22 @@ def test_a_few_training_steps_on_50_examples_lower_the_loss(tmp_path):
     assert (final / "model.safetensors").exists() and (final / "tokenizer.json").exists()
     # rerunning the same command resumes from the checkpoint: nothing left to do, same final model
     assert train(cfg) == final
+
+
+def _reading(*spans: tuple[str, float]):
+    from qa.reader import Reading, Span
+
+    return Reading([Span(text, score, 0, 0, len(text), 0.0) for text, score in spans], 0.0)
+
+
+def test_export_allows_a_float16_answer_only_where_float32_scores_it_as_a_tie():
+    from qa.training.export import compare_answers
+
+    full = [_reading(("Momus", 11.0672), ("Momus, Warsaw's first cabaret", 11.0668)),  # a tie flips: allowed
+            _reading(("John C", 9.40), ("John C. Messenger", 9.30)),                   # 0.1 apart: a change
+            _reading(("1919", 5.0)),                                                   # an unranked answer: a change
+            _reading(("Warsaw", 7.0))]                                                 # same answer
+    half = [_reading(("Momus, Warsaw's first cabaret", 11.0669)), _reading(("John C. Messenger", 9.41)),
+            _reading(("1920", 5.1)), _reading(("Warsaw", 7.01))]
+    assert compare_answers(full, half, tie=0.01) == {"checked": 4, "changed": 2, "ties": 1}
+    assert compare_answers(full, half, tie=0.2) == {"checked": 4, "changed": 1, "ties": 2}
