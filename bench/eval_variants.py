@@ -26,7 +26,8 @@ from qa.evaluation import evaluate_file  # noqa: E402
 VARIANTS = [
     ("dense", dict(retrieval="dense")),
     ("BM25", dict(retrieval="bm25")),
-    ("hybrid (RRF)", dict(retrieval="hybrid")),
+    ("hybrid (RRF, each retriever's best kept)", dict(retrieval="hybrid")),
+    ("hybrid, plain RRF", dict(retrieval="hybrid", fusion_heads=0)),
     ("hybrid, no history", dict(retrieval="hybrid", use_history=False)),
     ("hybrid, no document fields", dict(retrieval="hybrid", use_document_fields=False)),
 ]

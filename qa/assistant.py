@@ -101,7 +101,8 @@ class Assistant:
 
     def _set_index(self, index: index_store.Index) -> None:
         # Made searchable first, then swapped in; ask_many reads index and retriever from one snapshot.
-        retriever = Retriever(index, self.embedder, self.settings.retrieval, self.settings.rrf_k)
+        retriever = Retriever(index, self.embedder, self.settings.retrieval, self.settings.rrf_k,
+                              self.settings.fusion_heads)
         self.retriever, self.index = retriever, index
 
     @classmethod

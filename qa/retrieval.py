@@ -45,14 +45,47 @@ def rrf(rankings: list[list[int]], k: int = 60) -> dict[int, float]:
     return fused
 
 
+def fuse(rankings: list[list[int]], k: int, rrf_k: int = 60, heads: int = 0) -> list[tuple[int, float]]:
+    """The k best ids by reciprocal rank fusion, keeping each ranking's first ``heads`` ids among them.
+
+    RRF rewards an id that both rankings place fairly high over one that a single ranking places first by a
+    wide margin; when the other ranking misses that id (dense retrieval on a rare name, BM25 on a paraphrase)
+    plain RRF can push it out of the k read. ``heads`` reserves room for each ranking's best ids after the fused
+    best (so ``k=1`` is plain RRF); the rest of the k places go by fused score.
+
+    Args:
+        rankings: id lists, best first.
+        k: ids to return.
+        rrf_k: the RRF constant.
+        heads: ids from the top of each ranking that are always kept (0: plain RRF).
+    Returns:
+        (id, fused score) pairs, best fused score first.
+    """
+    fused = rrf(rankings, rrf_k)
+    order = sorted(fused, key=lambda i: -fused[i])
+    chosen: list[int] = order[:1]  # the fused best always comes first
+    for rank in range(heads):
+        for ranking in rankings:
+            if rank < len(ranking) and ranking[rank] not in chosen and len(chosen) < k:
+                chosen.append(ranking[rank])
+    for i in order:
+        if len(chosen) >= k:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    return sorted(((i, fused[i]) for i in chosen), key=lambda kv: -kv[1])
+
+
 class Retriever:
     """Ranks an index's passages for a question by ``dense``, ``bm25`` or ``hybrid`` retrieval."""
 
-    def __init__(self, index: Index, embedder: Embedder, mode: str = "hybrid", rrf_k: int = 60) -> None:
+    def __init__(self, index: Index, embedder: Embedder, mode: str = "hybrid", rrf_k: int = 60,
+                 fusion_heads: int = 0) -> None:
         self.index = index
         self.embedder = embedder
         self.mode = mode
         self.rrf_k = rrf_k
+        self.fusion_heads = fusion_heads
         self._bm25 = None
 
     def _bm25_model(self):
@@ -112,7 +145,6 @@ class Retriever:
             dense, sparse = self.dense(queries, depth), self.bm25(queries, depth)
             results = []
             for d, s in zip(dense, sparse):
-                fused = rrf([[i for i, _ in d], [i for i, _ in s]], self.rrf_k)
-                results.append(sorted(fused.items(), key=lambda kv: -kv[1])[:k])
+                results.append(fuse([[i for i, _ in d], [i for i, _ in s]], k, self.rrf_k, self.fusion_heads))
         return [[ScoredPassage(self.index.passages[i], score, i) for i, score in row[:k]] for row in results]
 

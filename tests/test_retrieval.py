@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.retrieval import Retriever, rrf, tokenize
+from qa.retrieval import Retriever, fuse, rrf, tokenize
 
 # Questions written in other words than the article's (not the dev set's questions), with a phrase of the
 # passage that answers them.
@@ -63,6 +63,38 @@ def test_rrf_rewards_passages_ranked_well_by_both_lists():
     assert max(fused, key=fused.get) == 1
     assert fused[3] > fused[2] and fused[4] < fused[3]
     assert fused[1] == pytest.approx(1 / 61 + 1 / 62)
+
+
+# Dense retrieval misses the rare name that BM25 ranks first (id 9); ids 1-4 sit high in both lists.
+DENSE = [1, 2, 3, 4, 5]
+SPARSE = [9, 1, 2, 3, 4]
+
+
+def test_plain_rrf_can_drop_the_passage_one_retriever_ranks_first():
+    assert [i for i, _ in fuse([DENSE, SPARSE], k=3)] == [1, 2, 3]
+
+
+def test_fusion_heads_keep_each_retrievers_best_passage_after_the_fused_best():
+    kept = fuse([DENSE, SPARSE], k=3, heads=1)
+    assert [i for i, _ in kept] == [1, 2, 9]  # 9 kept; the rest by fused score, best fused score first
+    assert dict(kept)[9] == pytest.approx(1 / 61)
+
+
+def test_with_one_place_fusion_heads_change_nothing():
+    assert fuse([DENSE, SPARSE], k=1, heads=2) == fuse([DENSE, SPARSE], k=1)
+
+
+def test_fusion_heads_never_return_more_than_k_or_a_passage_twice():
+    kept = [i for i, _ in fuse([[1, 2, 3], [4, 5, 6]], k=3, heads=3)]
+    assert len(kept) == 3 and len(set(kept)) == 3
+    assert kept[0] in (1, 4)
+
+
+def test_a_negative_fusion_heads_setting_is_refused():
+    from qa.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="fusion_heads"):
+        Settings(fusion_heads=-1)
 
 
 def test_batched_queries_get_the_same_passages_as_single_ones(retriever):
