@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -102,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     random.Random(args.seed).shuffle(gold)
     rows = gold[: args.questions]
     questions = [r["question"] for r in rows]
-    depth = max(args.k)
 
     variants: list[tuple[str, str, int]] = [("dense", "dense", 0), ("BM25", "bm25", 0)]
     variants += [(f"hybrid RRF, heads {h}" if h else "hybrid RRF", "hybrid", h) for h in args.heads]
@@ -122,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         for res in results:
             if res["mode"] != "hybrid":
                 continue
-            answerer = Assistant.load(path, reader=base.reader, fusion_heads=res["fusion_heads"])
+            retriever.fusion_heads = res["fusion_heads"]  # the assistant asks through this retriever
             ems, f1s, abstained, seconds = [], [], 0, []
             for r in sub:
                 t = time.perf_counter()
-                a = answerer.ask(r["question"])
+                a = assistant.ask(r["question"])
                 seconds.append(time.perf_counter() - t)
                 abstained += a.text is None
                 em, f1 = score(a.text, r["answers"])
@@ -154,8 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     print(c.table(headers, table))
     c.write_json(args.json, {"script": "bench/retrieval.py", "args": vars(args), "env": env, "results": results})
     if tmp is not None:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
