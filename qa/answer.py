@@ -71,3 +71,21 @@ def build_answer(question: str, reading: Reading, passages: list[ScoredPassage],
     if margin < no_answer_threshold or best.probability < min_answer_prob:
         return Answer(question, None, 0.0, passages=passages, candidates=candidates)
     return Answer(question, best.text, best.probability, [best.citation], passages, candidates)
+
+
+def best_guess(answer: Answer) -> str | None:
+    """The answer, or when the engine held it back, the candidate the reader still preferred to no answer.
+
+    An abstention keeps its candidates; the best one beat the no-answer score (the reader's own choice)
+    when its probability is above what the candidates leave for no answer. Used to resolve "he" or "it"
+    in a follow-up question: a best guess steers the next retrieval, whose answer must pass the
+    threshold on its own.
+
+    Returns:
+        The answer text, the preferred candidate's text, or None.
+    """
+    if answer.text is not None or not answer.candidates:
+        return answer.text
+    no_answer = 1.0 - sum(c.probability for c in answer.candidates)
+    best = answer.candidates[0]
+    return best.text if best.probability > no_answer else None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from qa import building, index as index_store
-from qa.answer import build_answer
+from qa.answer import best_guess, build_answer
 from qa.config import DEFAULT_INDEX_DIR, Settings
 from qa.embedding import Embedder
 from qa.followup import Query, Turn, needs_context, rewrite
@@ -211,11 +211,12 @@ class Assistant:
         return rewrite(question, turns[:-1] + [last])
 
     def _earlier_answer(self, question: str, turns: list[Turn]) -> str | None:
-        """The answer this assistant gives to an earlier question of the chat (cached)."""
+        """The answer this assistant gives to an earlier question of the chat, or its best guess when it
+        abstained (:func:`qa.answer.best_guess`; cached)."""
         key = (question, tuple(turns))
         if key not in self._history_cache:
             try:
-                self._history_cache[key] = self.ask(question, turns or None).text
+                self._history_cache[key] = best_guess(self.ask(question, turns or None))
             except QuestionError:
                 self._history_cache[key] = None
             while len(self._history_cache) > 256:

@@ -2,8 +2,9 @@
 
 transformers 5 has no question-answering pipeline, so decoding is done here: each passage is cut
 into windows of ``max_length`` tokens with ``stride`` tokens of overlap; start/end logits are
-masked to the passage's tokens; the best (start, end) pairs up to ``max_answer_tokens`` long are
-kept; the [CLS] position gives the no-answer score; token offsets map spans back to characters.
+masked to the passage's tokens; a span starts on a word's first token and ends on a word's last
+(words as the tokenizer's own pre-tokenizer splits them, so "Shiite" is never cut to "Shi"); the best
+(start, end) pairs up to ``max_answer_tokens`` long are kept; the [CLS] position gives the no-answer score; token offsets map spans back to characters.
 
 A span's ``score`` is ``start_logit + end_logit``: the same scale in every window and passage, so
 spans from different passages compare directly, and ``score - no_answer_score`` is the margin that
@@ -84,7 +85,8 @@ class Reader:
     """
 
     def __init__(self, model, tokenizer, *, name: str = "", max_length: int = 384, stride: int = 128,
-                 max_answer_tokens: int = 30, n_best: int = 5, use_bf16: bool = True, batch_size: int = 16) -> None:
+                 max_answer_tokens: int = 30, n_best: int = 5, use_bf16: bool = True, batch_size: int = 16,
+                 whole_words: bool = True) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ReaderError(f"reader {name!r} needs a fast tokenizer (offset mappings); none was found")
         self.model = model
@@ -96,6 +98,7 @@ class Reader:
         self.n_best = n_best
         self.use_bf16 = use_bf16 and cpu_has_bf16()
         self.batch_size = batch_size
+        self.whole_words = whole_words
         # A window holds the whole question and part of the passage; the part must stay longer than the stride
         # (the tokenizer refuses otherwise), so a very long question is cut to leave the passage room.
         specials = tokenizer.num_special_tokens_to_add(pair=True) if hasattr(tokenizer, "num_special_tokens_to_add") \
@@ -110,7 +113,8 @@ class Reader:
         Args:
             path: model folder or hub id; None means the shipped ``models/reader``.
             **options: ``max_length``, ``stride``, ``max_answer_tokens``, ``n_best``, ``use_bf16``, ``batch_size``,
-                and ``tokenizer`` (a folder to take the tokenizer from instead of ``path``).
+                ``whole_words`` (spans start and end on word boundaries; default True), and ``tokenizer``
+                (a folder to take the tokenizer from instead of ``path``).
         Raises:
             ReaderError: the model is missing or not a question-answering model; the message says what to do.
         """
@@ -185,11 +189,14 @@ class Reader:
             qi, pi, _, passage = pairs[pair_i]
             seq = enc.sequence_ids(w)
             ctx = np.asarray([s == 1 for s in seq])
+            starts_ok = ends_ok = ctx
+            if self.whole_words:
+                starts_ok, ends_ok = word_edges(enc.word_ids(w), ctx)
             s_log, e_log = start_logits[w][: len(seq)], end_logits[w][: len(seq)]
             null = float(s_log[0] + e_log[0])
             nulls[qi] = min(nulls[qi], null)
             offsets = enc["offset_mapping"][w]
-            for s, e, score in best_pairs(s_log, e_log, ctx, self.max_answer_tokens, top_k):
+            for s, e, score in best_pairs(s_log, e_log, starts_ok, self.max_answer_tokens, top_k, ends_ok):
                 start, end = offsets[s][0], offsets[e][1]
                 key = (pi, start, end)
                 old = results[qi].get(key)
@@ -245,17 +252,35 @@ class Reader:
         return starts, ends
 
 
+def word_edges(word_ids: list[int | None], context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Context tokens that may start a span (a word's first token) and end one (a word's last token).
+
+    Args:
+        word_ids: the tokenizer's word index of each token of one window (None for special tokens).
+        context: True for the passage's tokens.
+    Returns:
+        Two boolean masks; a word cut by the window's edge may still end or start there.
+    """
+    ids = np.asarray([-1 if w is None else w for w in word_ids])
+    prev = np.concatenate(([-2], ids[:-1]))
+    nxt = np.concatenate((ids[1:], [-2]))
+    inner = ids >= 0
+    return context & (~inner | (ids != prev)), context & (~inner | (ids != nxt))
+
+
 def best_pairs(start_logits: np.ndarray, end_logits: np.ndarray, context: np.ndarray,
-               max_answer_tokens: int, n: int) -> list[tuple[int, int, float]]:
-    """The ``n`` best (start, end, score) token pairs with both ends in the context, end >= start,
-    and at most ``max_answer_tokens`` tokens long. Pure function over one window's logits."""
-    idx = np.flatnonzero(context)
-    if idx.size == 0:
+               max_answer_tokens: int, n: int, end_context: np.ndarray | None = None) -> list[tuple[int, int, float]]:
+    """The ``n`` best (start, end, score) token pairs with the start in ``context``, the end in
+    ``end_context`` (default: ``context``), end >= start, and at most ``max_answer_tokens`` tokens long.
+    Pure function over one window's logits."""
+    starts = np.flatnonzero(context)
+    ends = starts if end_context is None else np.flatnonzero(end_context)
+    if starts.size == 0 or ends.size == 0:
         return []
-    s = start_logits[idx].astype(np.float64)
-    e = end_logits[idx].astype(np.float64)
+    s = start_logits[starts].astype(np.float64)
+    e = end_logits[ends].astype(np.float64)
     scores = s[:, None] + e[None, :]
-    span = idx[None, :] - idx[:, None]
+    span = ends[None, :] - starts[:, None]
     valid = (span >= 0) & (span < max_answer_tokens)
     scores = np.where(valid, scores, -np.inf)
     flat = scores.ravel()
@@ -264,5 +289,5 @@ def best_pairs(start_logits: np.ndarray, end_logits: np.ndarray, context: np.nda
         return []
     top = np.argpartition(-flat, k - 1)[:k]
     top = top[np.argsort(-flat[top])]
-    m = idx.size
-    return [(int(idx[t // m]), int(idx[t % m]), float(flat[t])) for t in top]
+    m = ends.size
+    return [(int(starts[t // m]), int(ends[t % m]), float(flat[t])) for t in top]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from qa.answer import build_answer, cite, softmax
+from qa.answer import best_guess, build_answer, cite, softmax
 from qa.reader import Reading, Span
 from qa.types import Answer, Passage, ScoredPassage, Source
 
@@ -138,6 +138,24 @@ def test_the_engine_abstains_when_the_reader_found_no_span():
     assert answer.text is None and answer.score == 0.0
     assert answer.citations == [] and answer.candidates == []
     assert answer.passages == PASSAGES
+
+
+def test_the_best_guess_of_an_abstention_is_the_candidate_the_reader_preferred_to_no_answer():
+    reading = Reading([_span(0, "Qassem Suleimani", 5.0)], no_answer_score=4.0)  # margin 1.0, held back
+    answer = build_answer("Who?", reading, PASSAGES, SOURCES, no_answer_threshold=3.0)
+    assert answer.abstained and best_guess(answer) == "Qassem Suleimani"
+
+
+def test_there_is_no_best_guess_when_the_reader_prefers_no_answer():
+    reading = Reading([_span(0, "Qassem Suleimani", 3.0)], no_answer_score=4.0)  # margin -1.0
+    assert best_guess(build_answer("Who?", reading, PASSAGES, SOURCES, no_answer_threshold=3.0)) is None
+    assert best_guess(build_answer("Who?", Reading([], no_answer_score=0.0), PASSAGES, SOURCES)) is None
+
+
+def test_the_best_guess_of_an_answer_is_the_answer():
+    reading = Reading([_span(0, "Qassem Suleimani", 5.0), _span(1, "Ayatollah Ali Khamenei", 4.9)],
+                      no_answer_score=0.0)
+    assert best_guess(build_answer("Who?", reading, PASSAGES, SOURCES)) == "Qassem Suleimani"
 
 
 def test_answer_to_dict_has_the_question_answer_score_and_citations():

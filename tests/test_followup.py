@@ -86,3 +86,39 @@ def test_a_self_contained_wh_question_is_not_treated_as_elliptical():
 def test_a_pronoun_whose_referent_is_in_the_question_is_not_replaced():
     question = "When did the Obama administration withdraw its forces?"
     assert rewrite(question, [SULEIMANI]).read == question
+
+
+class _NameReader:
+    """A reader stand-in that finds "Qassem Suleimani" wherever it is, ``margin`` logits above no answer."""
+
+    def __init__(self, margin: float) -> None:
+        self.margin = margin
+        self.read_questions: list[str] = []
+
+    def read_many(self, items, top_k=None):
+        from qa.reader import Reading, Span
+
+        out = []
+        for question, passages in items:
+            self.read_questions.append(question)
+            spans = [Span("Qassem Suleimani", self.margin, i, p.index("Qassem Suleimani"),
+                          p.index("Qassem Suleimani") + len("Qassem Suleimani"))
+                     for i, p in enumerate(passages) if "Qassem Suleimani" in p][:1]
+            out.append(Reading(spans, 0.0))
+        return out
+
+
+@pytest.mark.parametrize("margin, expected", [
+    (2.0, "Who does Qassem Suleimani report to?"),  # held back from the user, but preferred to no answer
+    (-2.0, "Who does he report to?"),  # the reader preferred no answer: nothing to substitute
+])
+def test_an_earlier_question_held_back_still_lends_its_best_guess_to_a_pronoun(article_index, embedder,
+                                                                             margin, expected):
+    from qa.assistant import Assistant
+    from qa.config import Settings
+
+    reader = _NameReader(margin)
+    assistant = Assistant(article_index, embedder, reader, Settings(no_answer_threshold=5.0))
+    answer = assistant.ask("Who does he report to?", ["Who is the commander of the Quds Force?"])
+    assert reader.read_questions[-1] == expected
+    assert answer.abstained  # the follow-up still has to pass the threshold itself

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.reader import Reader, ReaderError, best_pairs
+from qa.reader import Reader, ReaderError, best_pairs, word_edges
 
 
 def test_best_pairs_picks_the_highest_start_plus_end_inside_the_context():
@@ -27,6 +27,39 @@ def test_best_pairs_respects_the_maximum_answer_length():
 
 def test_best_pairs_with_no_context_tokens_is_empty():
     assert best_pairs(np.zeros(3), np.zeros(3), np.zeros(3, dtype=bool), 30, 5) == []
+
+
+def test_best_pairs_can_take_starts_and_ends_from_different_masks():
+    start = np.array([0.0, 9.0, 8.0, 0.0])
+    end = np.array([0.0, 0.0, 9.0, 8.0])
+    starts_ok = np.array([False, True, False, False])
+    ends_ok = np.array([False, False, False, True])
+    assert [(s, e) for s, e, _ in best_pairs(start, end, starts_ok, 30, 5, ends_ok)] == [(1, 3)]
+
+
+def test_word_edges_let_spans_start_and_end_only_on_whole_words():
+    # [CLS] q [SEP] shi ##ite - led [SEP]: word ids None 0 None 0 0 1 2 None
+    word_ids = [None, 0, None, 0, 0, 1, 2, None]
+    context = np.array([False, False, False, True, True, True, True, False])
+    starts_ok, ends_ok = word_edges(word_ids, context)
+    assert starts_ok.tolist() == [False, False, False, True, False, True, True, False]
+    assert ends_ok.tolist() == [False, False, False, False, True, True, True, False]
+
+
+def test_no_span_ends_inside_a_word(tiny_reader):
+    passage = "The Shiite-led government of Nouri al-Maliki met the Kurdistan Regional Government in Erbil."
+    for span in tiny_reader.extract("Which sect leads the government?", [passage], top_k=20):
+        before = passage[span.start - 1] if span.start else " "
+        after = passage[span.end] if span.end < len(passage) else " "
+        assert not (before.isalnum() and span.text[0].isalnum()), span.text
+        assert not (after.isalnum() and span.text[-1].isalnum()), span.text
+
+
+def test_token_spans_are_still_available_when_asked_for(tiny_reader_dir):
+    reader = Reader.load(tiny_reader_dir, whole_words=False, n_best=50)
+    passage = "The Shiite-led government of Nouri al-Maliki met the Kurdistan Regional Government in Erbil."
+    spans = reader.extract("Which sect leads the government?", [passage], top_k=50)
+    assert any(s.end < len(passage) and passage[s.end].isalnum() and s.text[-1].isalnum() for s in spans)
 
 
 def test_spans_are_exact_slices_of_their_passages(tiny_reader):

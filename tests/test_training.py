@@ -91,3 +91,48 @@ def test_export_allows_a_float16_answer_only_where_float32_scores_it_as_a_tie():
             _reading(("1920", 5.1)), _reading(("Warsaw", 7.01))]
     assert compare_answers(full, half, tie=0.01) == {"checked": 4, "changed": 2, "ties": 1}
     assert compare_answers(full, half, tie=0.2) == {"checked": 4, "changed": 1, "ties": 2}
+
+
+def _calibration_rows():
+    """Answerable questions answered right with margins 3..6, unanswerable ones with margins 0..2.5."""
+    rows, preds = [], []
+    for i in range(8):
+        rows.append({"kind": "answerable", "golds": ["Tabriz"], "article": i % 2})
+        preds.append(("Tabriz", 3.0 + i * 0.5))
+        rows.append({"kind": "unanswerable_same_article", "golds": [], "article": i % 2})
+        preds.append(("Erbil", i * 0.3))
+        rows.append({"kind": "unanswerable_other_article", "golds": [], "article": i % 2})
+        preds.append(("Basra", -1.0 - i))
+    return rows, preds
+
+
+def test_calibration_picks_the_threshold_that_separates_answerable_from_unanswerable():
+    from qa.training.calibrate import calibrate, summarize
+
+    rows, preds = _calibration_rows()
+    threshold = calibrate(rows, preds)
+    assert 2.1 < threshold <= 3.0
+    report = summarize(rows, preds, threshold)
+    assert report["answerable"]["answered"] == 100.0 and report["unanswerable_same_article"]["answered"] == 0.0
+    assert report["weighted_f1"] == 100.0
+
+
+def test_calibration_is_cross_validated_over_article_halves():
+    from qa.training.calibrate import cross_validate
+
+    rows, preds = _calibration_rows()
+    cv = cross_validate(rows, preds)
+    assert set(cv) == {"chosen_on_even_articles", "chosen_on_odd_articles", "held_out_mean"}
+    for fold in ("chosen_on_even_articles", "chosen_on_odd_articles"):
+        assert cv[fold]["held_out"]["answerable"]["questions"] == 4
+    assert 0.0 <= cv["held_out_mean"]["weighted_f1"] <= 100.0
+
+
+def test_the_trade_off_answers_fewer_questions_as_the_threshold_rises():
+    from qa.training.calibrate import trade_off
+
+    rows, preds = _calibration_rows()
+    table = trade_off(rows, preds, [0.0, 2.0, 4.0, 6.0])
+    answered = [r["answerable_answered"] for r in table]
+    assert answered == sorted(answered, reverse=True) and answered[0] == 100.0 and answered[-1] < 50.0
+    assert table[0]["unanswerable_same_article_answered"] > table[-1]["unanswerable_same_article_answered"] == 0.0

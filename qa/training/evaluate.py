@@ -89,10 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokenizer", help="take the tokenizer from this folder (for bare checkpoints)")
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--stride", type=int, default=128)
+    parser.add_argument("--token-spans", action="store_true",
+                        help="let spans start or end inside a word (the decoding before session 6)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
-    reader = Reader.load(args.model, max_length=args.max_length, stride=args.stride, tokenizer=args.tokenizer)
-    report: dict = {"model": args.model, "max_length": args.max_length, "stride": args.stride, "limit": args.limit}
+    reader = Reader.load(args.model, max_length=args.max_length, stride=args.stride, tokenizer=args.tokenizer,
+                         whole_words=not args.token_spans)
+    report: dict = {"model": args.model, "max_length": args.max_length, "stride": args.stride, "limit": args.limit,
+                    "whole_words": not args.token_spans}
     sets = args.sets.split(",")
     started = time.time()
     if "squad1" in sets:
