@@ -74,6 +74,23 @@ def test_a_few_training_steps_on_50_examples_lower_the_loss(tmp_path):
     assert train(cfg) == final
 
 
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TRAIN.exists(), reason="needs ../shared/qa-data/squad-v1.1/train-v1.1.json")
+def test_training_from_the_shipped_float16_reader_keeps_float32_weights(tmp_path):
+    from safetensors import safe_open
+
+    from qa.training.train import TrainConfig, train
+
+    cfg = TrainConfig(train_file=str(TRAIN), out=str(tmp_path / "run"), init_from=str(REPO / "models" / "reader"),
+                      limit=8, max_length=96, stride=32, negative_fraction=0.0, keep_cut_fraction=0.0, batch_size=8,
+                      lr=1e-5, epochs=1, warmup=0.0, save_every=1000, log_every=1, threads=0)
+    final = train(cfg)
+    with safe_open(str(final / "model.safetensors"), "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float32"}
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert losses and all(loss == loss and loss < 10 for loss in losses)  # finite, and a trained reader's loss
+
 def _reading(*spans: tuple[str, float]):
     from qa.reader import Reading, Span
 

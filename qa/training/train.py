@@ -122,7 +122,8 @@ def train(cfg: TrainConfig) -> Path:
     plan = plan[:total]
 
     model_src = str(ckpt) if (ckpt / "state.json").exists() else (cfg.init_from or base)
-    model = AutoModelForQuestionAnswering.from_pretrained(model_src)
+    # float32 master weights even when starting from the shipped float16 export
+    model = AutoModelForQuestionAnswering.from_pretrained(model_src, dtype=torch.float32)
     model.train()
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
