@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from qa.config import SHARED_DIR
+from qa.config import SHARED_DIR, Settings
 from qa.evaluation import score
 from qa.reader import Reader
 from qa.retrieval import tokenize
@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margins", help="also write each question's kind, article, prediction and margin here")
     parser.add_argument("--from-margins", help="read the margins written by --margins instead of running the reader")
     parser.add_argument("--dry-run", action="store_true", help="print the report, write nothing")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast where the CPU has it natively (default: the engine's setting, QA_USE_BF16)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     started = time.time()
@@ -203,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{args.from_margins} was written for other questions (--per-kind, --seed or --data)")
         preds = [(r["prediction"], float(r["margin"])) for r in saved]
     else:
-        preds = margins(Reader.load(args.model), rows)
+        reader = Reader.load(args.model, use_bf16=Settings.from_env(use_bf16=args.bf16).use_bf16)
+        preds = margins(reader, rows)
     if args.margins:
         Path(args.margins).write_text("".join(json.dumps({"kind": r["kind"], "article": r["article"], "question":
                                       r["question"], "golds": r["golds"], "prediction": text, "margin": m}) + "\n"
@@ -214,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "objective": "mean F1, abstaining right = 1; weights " + ", ".join(f"{k} {w}" for k, w in KINDS.items()),
         "data": f"{Path(args.data).name}, {args.per_kind} questions per kind, seed {args.seed}, "
                 f"each read over its top {PASSAGES} BM25 paragraphs; threshold chosen on all of them",
+        "bf16": None if args.from_margins else reader.use_bf16,
         "all_questions": summarize(rows, preds, threshold),
         "cross_validation": cross_validate(rows, preds),
         "trade_off": trade_off(rows, preds, [0.0, 2.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, threshold]),
