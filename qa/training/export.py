@@ -81,8 +81,8 @@ def export(src: Path, dst: Path, check: int = 200, tie: float = 0.01) -> dict:
                 shutil.copy2(folder / name, staging / name)
                 break
     items = sample_questions(check)
-    full = Reader.load(str(src), tokenizer=str(staging)).read_many(items, top_k=20)
-    half = Reader.load(str(staging)).read_many(items, top_k=1)
+    full = Reader.load(str(src), tokenizer=str(staging), use_bf16=False).read_many(items, top_k=20)
+    half = Reader.load(str(staging), use_bf16=False).read_many(items, top_k=1)
     result = compare_answers(full, half, tie)
     if result["changed"]:
         shutil.rmtree(staging)
