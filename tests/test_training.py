@@ -74,7 +74,6 @@ def test_a_few_training_steps_on_50_examples_lower_the_loss(tmp_path):
     assert train(cfg) == final
 
 
-
 @pytest.mark.slow
 @pytest.mark.skipif(not TRAIN.exists(), reason="needs ../shared/qa-data/squad-v1.1/train-v1.1.json")
 def test_training_from_the_shipped_float16_reader_keeps_float32_weights(tmp_path):
