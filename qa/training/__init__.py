@@ -1,0 +1,18 @@
+"""Reader training, evaluation, calibration and export; helpers their command lines share."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_bf16_option(parser: argparse.ArgumentParser) -> None:
+    """``--bf16/--no-bf16``: bf16 autocast where the CPU has it natively; unset means the engine's ``QA_USE_BF16``."""
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast where the CPU has it natively (default: the engine's setting, QA_USE_BF16)")
+
+
+def use_bf16(args: argparse.Namespace) -> bool:
+    """The engine's ``use_bf16`` setting, overridden by ``--bf16/--no-bf16`` when given."""
+    from qa.config import Settings
+
+    return Settings.from_env(use_bf16=args.bf16).use_bf16

@@ -35,9 +35,10 @@ import sys
 import time
 from pathlib import Path
 
-from qa.config import SHARED_DIR, Settings
+from qa.config import SHARED_DIR
 from qa.evaluation import score
 from qa.reader import Reader
+from qa.training import add_bf16_option, use_bf16
 from qa.retrieval import tokenize
 
 log = logging.getLogger(__name__)
@@ -193,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margins", help="also write each question's kind, article, prediction and margin here")
     parser.add_argument("--from-margins", help="read the margins written by --margins instead of running the reader")
     parser.add_argument("--dry-run", action="store_true", help="print the report, write nothing")
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                        help="bf16 autocast where the CPU has it natively (default: the engine's setting, QA_USE_BF16)")
+    add_bf16_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     started = time.time()
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{args.from_margins} was written for other questions (--per-kind, --seed or --data)")
         preds = [(r["prediction"], float(r["margin"])) for r in saved]
     else:
-        reader = Reader.load(args.model, use_bf16=Settings.from_env(use_bf16=args.bf16).use_bf16)
+        reader = Reader.load(args.model, use_bf16=use_bf16(args))
         preds = margins(reader, rows)
     if args.margins:
         Path(args.margins).write_text("".join(json.dumps({"kind": r["kind"], "article": r["article"], "question":

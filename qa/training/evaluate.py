@@ -16,9 +16,10 @@ import logging
 import time
 from pathlib import Path
 
-from qa.config import SHARED_DIR, Settings
+from qa.config import SHARED_DIR
 from qa.evaluation import score
 from qa.reader import Reader
+from qa.training import add_bf16_option, use_bf16
 
 log = logging.getLogger(__name__)
 QA_DATA = SHARED_DIR / "qa-data"
@@ -91,12 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stride", type=int, default=128)
     parser.add_argument("--token-spans", action="store_true",
                         help="let spans start or end inside a word (the decoding before session 6)")
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                        help="bf16 autocast where the CPU has it natively (default: the engine's setting, QA_USE_BF16)")
+    add_bf16_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     reader = Reader.load(args.model, max_length=args.max_length, stride=args.stride, tokenizer=args.tokenizer,
-                         whole_words=not args.token_spans, use_bf16=Settings.from_env(use_bf16=args.bf16).use_bf16)
+                         whole_words=not args.token_spans, use_bf16=use_bf16(args))
     report: dict = {"model": args.model, "max_length": args.max_length, "stride": args.stride, "limit": args.limit,
                     "whole_words": not args.token_spans, "bf16": reader.use_bf16}
     sets = args.sets.split(",")
