@@ -152,3 +152,49 @@ def test_the_trade_off_answers_fewer_questions_as_the_threshold_rises():
     answered = [r["answerable_answered"] for r in table]
     assert answered == sorted(answered, reverse=True) and answered[0] == 100.0 and answered[-1] < 50.0
     assert table[0]["unanswerable_same_article_answered"] > table[-1]["unanswerable_same_article_answered"] == 0.0
+
+
+def test_averaging_readers_takes_the_weighted_mean_in_float32():
+    import torch
+
+    from qa.training.average import average_tensors
+
+    a = {"w": torch.tensor([1.0, 2.0], dtype=torch.float16), "b": torch.tensor([0.0])}
+    b = {"w": torch.tensor([3.0, 6.0]), "b": torch.tensor([4.0])}
+    mean = average_tensors([a, b])
+    assert mean["w"].dtype == torch.float32
+    assert mean["w"].tolist() == [2.0, 4.0] and mean["b"].tolist() == [2.0]
+    assert average_tensors([a, b], [0.75, 0.25])["w"].tolist() == [1.5, 3.0]
+
+
+def test_averaging_refuses_checkpoints_of_different_models():
+    import torch
+
+    from qa.training.average import average_tensors
+
+    a = {"w": torch.zeros(2)}
+    with pytest.raises(ValueError, match="different tensors"):
+        average_tensors([a, {"v": torch.zeros(2)}])
+    with pytest.raises(ValueError, match="different shapes"):
+        average_tensors([a, {"w": torch.zeros(3)}])
+    with pytest.raises(ValueError, match="summing to 1"):
+        average_tensors([a, a], [0.5, 0.6])
+
+
+def test_averaging_writes_a_reader_folder_with_its_provenance(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from qa.training.average import average
+
+    for name, value in (("one", 1.0), ("two", 3.0)):
+        folder = tmp_path / name
+        folder.mkdir()
+        save_file({"w": torch.full((2,), value)}, str(folder / "model.safetensors"))
+        (folder / "config.json").write_text(json.dumps({"name": name}))
+        (folder / "train_config.json").write_text(json.dumps({"lr": 3e-5}))
+    out = average([tmp_path / "one", tmp_path / "two"], tmp_path / "soup")
+    assert load_file(str(out / "model.safetensors"))["w"].tolist() == [2.0, 2.0]
+    assert json.loads((out / "config.json").read_text()) == {"name": "one"}
+    provenance = json.loads((out / "train_config.json").read_text())["weight_average"]
+    assert provenance == {"of": [str(tmp_path / "one"), str(tmp_path / "two")], "weights": [0.5, 0.5]}
