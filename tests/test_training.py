@@ -167,6 +167,18 @@ def test_averaging_readers_takes_the_weighted_mean_in_float32():
     assert average_tensors([a, b], [0.75, 0.25])["w"].tolist() == [1.5, 3.0]
 
 
+def test_averaging_keeps_integer_tensors_and_refuses_ones_that_differ():
+    import torch
+
+    from qa.training.average import average_tensors
+
+    ids = torch.arange(4)
+    mean = average_tensors([{"ids": ids, "w": torch.zeros(1)}, {"ids": ids.clone(), "w": torch.ones(1)}])
+    assert mean["ids"].dtype == torch.int64 and mean["ids"].tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="integer tensor ids differs"):
+        average_tensors([{"ids": ids}, {"ids": ids + 1}])
+
+
 def test_averaging_refuses_checkpoints_of_different_models():
     import torch
 

@@ -29,9 +29,10 @@ def average_tensors(states: list[dict], weights: list[float] | None = None) -> d
         states: state dicts with the same keys and shapes (any floating dtype).
         weights: one per state, summing to 1 (default: equal).
     Returns:
-        ``{name: float32 tensor}``.
+        ``{name: float32 tensor}``; integer tensors (position ids, counters) are kept as they are.
     Raises:
-        ValueError: keys or shapes differ, or the weights do not match the states or do not sum to 1.
+        ValueError: keys or shapes differ, an integer tensor differs, or the weights do not match the states or
+            do not sum to 1.
     """
     weights = weights or [1.0 / len(states)] * len(states)
     if len(weights) != len(states) or abs(sum(weights) - 1.0) > 1e-6:
@@ -45,6 +46,11 @@ def average_tensors(states: list[dict], weights: list[float] | None = None) -> d
         shapes = {tuple(s[name].shape) for s in states}
         if len(shapes) > 1:
             raise ValueError(f"tensor {name} has different shapes: {sorted(shapes)}")
+        if not states[0][name].is_floating_point():
+            if any(not (s[name] == states[0][name]).all() for s in states[1:]):
+                raise ValueError(f"integer tensor {name} differs between checkpoints; it cannot be averaged")
+            out[name] = states[0][name].clone()
+            continue
         out[name] = sum(w * s[name].float() for w, s in zip(weights, states))
     return out
 
