@@ -67,6 +67,7 @@ def average(folders: list[Path], out: Path, weights: list[float] | None = None) 
     for folder in folders:
         if not (folder / WEIGHTS).is_file():
             raise FileNotFoundError(f"{folder / WEIGHTS} not found: pass folders written by save_pretrained")
+    weights = weights or [1.0 / len(folders)] * len(folders)
     state = average_tensors([load_file(str(f / WEIGHTS)) for f in folders], weights)
     out.mkdir(parents=True, exist_ok=True)
     for path in folders[0].iterdir():
@@ -76,8 +77,7 @@ def average(folders: list[Path], out: Path, weights: list[float] | None = None) 
     config = out / "train_config.json"
     if config.is_file():
         settings = json.loads(config.read_text(encoding="utf-8"))
-        settings["weight_average"] = {"of": [str(f) for f in folders],
-                                      "weights": weights or [1.0 / len(folders)] * len(folders)}
+        settings["weight_average"] = {"of": [str(f) for f in folders], "weights": weights}
         config.write_text(json.dumps(settings, indent=2), encoding="utf-8")
     log.info("averaged %d readers into %s", len(folders), out)
     return out

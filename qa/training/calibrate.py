@@ -38,8 +38,8 @@ from pathlib import Path
 from qa.config import SHARED_DIR
 from qa.evaluation import score
 from qa.reader import Reader
-from qa.training import add_bf16_option, use_bf16
 from qa.retrieval import tokenize
+from qa.training import add_bf16_option, use_bf16
 
 log = logging.getLogger(__name__)
 SQUAD2_DEV = SHARED_DIR / "qa-data" / "squad-v2.0" / "dev-v2.0.json"
