@@ -7,7 +7,14 @@ import json
 import pytest
 
 from conftest import REPO
-from qa.training.data import Example, bucketed_batches, featurize, make_negatives
+from qa.training.data import (
+    Example,
+    bucketed_batches,
+    featurize,
+    make_negatives,
+    make_removal_negatives,
+    sentence_spans,
+)
 
 TRAIN = REPO.parent / "shared" / "qa-data" / "squad-v1.1" / "train-v1.1.json"
 
@@ -47,6 +54,31 @@ def test_negatives_pair_a_question_with_another_paragraph_without_its_answer():
     for n in negs:
         assert n.answer_start == -1 and n.answer_text == ""
     assert next(n for n in negs if n.qid == "a-neg").context == exs[1].context
+
+
+def test_sentence_spans_cover_each_sentence_with_its_closing_punctuation():
+    text = 'Tabriz is old. "It is cold!" said he. Is it? Yes'
+    sentences = [text[s:e] for s, e in sentence_spans(text)]
+    assert sentences == ["Tabriz is old.", '"It is cold!"', "said he.", "Is it?", "Yes"]
+    assert sentence_spans("") == []
+
+
+def test_removal_negatives_delete_the_answer_sentence_from_the_question_own_paragraph():
+    context = "Tabriz lies in the north. It was described by Marco Polo in 1290. It is cold in winter."
+    ex = Example("a", "Who described Tabriz?", context, "Marco Polo", context.index("Marco"))
+    (neg,) = make_removal_negatives([ex], fraction=1.0, seed=0)
+    assert neg.qid == "a-del" and neg.answer_start == -1 and neg.answer_text == ""
+    assert neg.context == "Tabriz lies in the north. It is cold in winter."
+
+
+def test_removal_negatives_skip_answers_that_occur_twice_or_leave_too_little():
+    twice = "Marco Polo came. Tabriz was described by Marco Polo. It is cold."
+    short = "Tabriz was described by Marco Polo. It is cold."
+    unanswerable = Example("c", "Why?", twice, "", -1)
+    exs = [Example("a", "Who described Tabriz?", twice, "Marco Polo", twice.index("Marco Polo", 5)),
+           Example("b", "Who described Tabriz?", short, "Marco Polo", short.index("Marco")), unanswerable]
+    assert make_removal_negatives(exs, fraction=1.0, seed=0) == []
+    assert make_removal_negatives(exs[:1], fraction=0.0, seed=0) == []
 
 
 def test_bucketed_batches_cover_every_window_once_and_are_reproducible():

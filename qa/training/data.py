@@ -5,7 +5,9 @@ Standard extractive-QA preprocessing: question + context windows of ``max_length
 a window that does not hold the whole answer is labelled no-answer (position 0, the [CLS] token).
 No-answer training also gets *negatives*: a question paired with another paragraph of the same
 article that does not contain the answer text (the closest one by word overlap, so the negatives
-look like what retrieval hands the reader).
+look like what retrieval hands the reader), and, harder, the question's own paragraph with the
+sentence that holds the answer deleted (on topic, same wording, no answer: the kind of passage a
+reader must learn to refuse).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+")
+# A sentence ends at . ! or ? (optionally followed by a closing quote or bracket) before white space.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\u201d\u2019]?\s+")
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,52 @@ def make_negatives(examples: list[Example], fraction: float, seed: int) -> list[
             continue
         best = max(candidates, key=lambda ctx: (len(q_words & words[ctx]), rng.random()))
         out.append(Example(ex.qid + "-neg", ex.question, best, "", -1, ex.article))
+    return out
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text`` (a plain end-of-sentence punctuation split).
+
+    Returns:
+        ``(start, end)`` pairs that cover the text in order; white space between sentences is left out.
+    """
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        spans.append((start, m.start() + len(m.group().rstrip())))
+        start = m.end()
+    if start < len(text.rstrip()):
+        spans.append((start, len(text.rstrip())))
+    return spans
+
+
+def make_removal_negatives(examples: list[Example], fraction: float, seed: int) -> list[Example]:
+    """Turn a ``fraction`` of the answerable questions into no-answer examples by deleting their answer.
+
+    The sentences that overlap the gold answer are cut out of the question's own paragraph; the
+    example is skipped when the answer text still occurs in what is left or when fewer than two
+    sentences would remain (too little context to be a passage).
+
+    Args:
+        examples: the training examples (no-answer ones are left alone).
+        fraction: share of the answerable ones to turn into negatives.
+        seed: for the sampling.
+    Returns:
+        The new no-answer examples, ``qid`` suffixed ``-del``.
+    """
+    rng = random.Random(f"removal-{seed}")
+    out: list[Example] = []
+    for ex in examples:
+        if ex.answer_start < 0 or rng.random() >= fraction:
+            continue
+        a_start, a_end = ex.answer_start, ex.answer_start + len(ex.answer_text)
+        kept = [(s, e) for s, e in sentence_spans(ex.context) if e <= a_start or s >= a_end]
+        if len(kept) < 2:
+            continue
+        context = " ".join(ex.context[s:e] for s, e in kept)
+        if ex.answer_text.lower() in context.lower():
+            continue
+        out.append(Example(ex.qid + "-del", ex.question, context, "", -1, ex.article))
     return out
 
 

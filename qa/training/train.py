@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import DEFAULT_EMBEDDER, SHARED_DIR, resolve_embedder
-from qa.training.data import Features, bucketed_batches, featurize, load_squad, make_negatives
+from qa.training.data import (
+    Features,
+    bucketed_batches,
+    featurize,
+    load_squad,
+    make_negatives,
+    make_removal_negatives,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ class TrainConfig:
     max_length: int = 160
     stride: int = 64
     negative_fraction: float = 0.15
+    removal_fraction: float = 0.0
     keep_cut_fraction: float = 0.2
     batch_size: int = 32
     lr: float = 1e-4
@@ -55,7 +63,7 @@ class TrainConfig:
 
 
 def prepare(cfg: TrainConfig, tokenizer) -> Features:
-    """Load the data and build the training windows (answerable, answer-cut and paired negatives)."""
+    """Load the data and build the training windows (answerable, answer-cut, paired and answer-deleted negatives)."""
     examples = load_squad(cfg.train_file)
     if cfg.limit is not None:
         # A seeded sample, so that a later run with --offset trains on questions this one did not see.
@@ -63,7 +71,10 @@ def prepare(cfg: TrainConfig, tokenizer) -> Features:
         random.Random(cfg.seed).shuffle(order)
         examples = [examples[i] for i in sorted(order[cfg.offset : cfg.offset + cfg.limit])]
     negatives = make_negatives(examples, cfg.negative_fraction, cfg.seed)
-    log.info("%d questions, %d paired negatives", len(examples), len(negatives))
+    removals = make_removal_negatives(examples, cfg.removal_fraction, cfg.seed) if cfg.removal_fraction else []
+    log.info("%d questions, %d paired negatives, %d answer-deleted negatives", len(examples), len(negatives),
+             len(removals))
+    negatives += removals
     feats = featurize(examples + negatives, tokenizer, cfg.max_length, cfg.stride, cfg.keep_cut_fraction, cfg.seed)
     n_neg = int((feats.start_positions == 0).sum())
     log.info("%d windows (%d labelled no-answer)", len(feats), n_neg)
