@@ -186,6 +186,33 @@ def test_the_trade_off_answers_fewer_questions_as_the_threshold_rises():
     assert table[0]["unanswerable_same_article_answered"] > table[-1]["unanswerable_same_article_answered"] == 0.0
 
 
+def test_weighting_answerable_questions_more_lowers_the_threshold():
+    from qa.training.calibrate import calibrate, summarize
+
+    rows, preds = _calibration_rows()
+    preds = [(text, m - 2.0) if r["kind"] == "answerable" and m < 4.0 else (text, m)
+             for (text, m), r in zip(preds, rows)]  # two answerable margins (1.0, 1.5) among the unanswerable ones
+    strict = calibrate(rows, preds, {"answerable": 0.2, "unanswerable_same_article": 0.4,
+                                     "unanswerable_other_article": 0.4})
+    lenient = calibrate(rows, preds, {"answerable": 0.9, "unanswerable_same_article": 0.05,
+                                      "unanswerable_other_article": 0.05})
+    assert lenient < strict
+    answered = [summarize(rows, preds, t)["answerable"]["answered"] for t in (lenient, strict)]
+    assert answered[0] > answered[1]
+
+
+def test_calibration_weights_must_be_three_shares_summing_to_one():
+    import argparse
+
+    from qa.training.calibrate import parse_weights
+
+    assert parse_weights("0.5,0.25,0.25") == {"answerable": 0.5, "unanswerable_same_article": 0.25,
+                                              "unanswerable_other_article": 0.25}
+    for bad in ("0.5,0.5", "0.8,0.1,0.2", "a,b,c", "1.2,-0.1,-0.1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_weights(bad)
+
+
 def test_averaging_readers_takes_the_weighted_mean_in_float32():
     import torch
 
