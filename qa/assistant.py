@@ -260,12 +260,10 @@ class Assistant:
                 changes = {"added": [s.origin for s in new.sources.values()], "unchanged": [], "replaced": []}
             else:
                 new, changes = building.add(self.index, report.sources, self.embedder, progress=progress)
-            if new is self.index:  # nothing read, nothing changed: the saved index stays byte-for-byte as it was
-                report.changes = changes
-                return report
-            if self.index.path is not None:
-                index_store.save(new, self.index.path)
-            self._set_index(new)
+            if new is not self.index:  # else nothing changed: the saved index stays byte-for-byte as it was
+                if self.index.path is not None:
+                    index_store.save(new, self.index.path)
+                self._set_index(new)
         report.changes = changes
         return report
 

@@ -13,7 +13,7 @@ from qa.training.data import (
     featurize,
     make_negatives,
     make_removal_negatives,
-    sentence_spans,
+    plain_sentence_spans,
 )
 
 TRAIN = REPO.parent / "shared" / "qa-data" / "squad-v1.1" / "train-v1.1.json"
@@ -58,9 +58,9 @@ def test_negatives_pair_a_question_with_another_paragraph_without_its_answer():
 
 def test_sentence_spans_cover_each_sentence_with_its_closing_punctuation():
     text = 'Tabriz is old. "It is cold!" said he. Is it? Yes'
-    sentences = [text[s:e] for s, e in sentence_spans(text)]
+    sentences = [text[s:e] for s, e in plain_sentence_spans(text)]
     assert sentences == ["Tabriz is old.", '"It is cold!"', "said he.", "Is it?", "Yes"]
-    assert sentence_spans("") == []
+    assert plain_sentence_spans("") == []
 
 
 def test_removal_negatives_delete_the_answer_sentence_from_the_question_own_paragraph():

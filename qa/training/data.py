@@ -95,7 +95,7 @@ def make_negatives(examples: list[Example], fraction: float, seed: int) -> list[
     return out
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
+def plain_sentence_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of the sentences of ``text`` (a plain end-of-sentence punctuation split).
 
     Plainer than :func:`qa.chunking.sentence_spans` (no abbreviation list: "U.S. Army" splits after
@@ -135,7 +135,7 @@ def make_removal_negatives(examples: list[Example], fraction: float, seed: int) 
         if ex.answer_start < 0 or rng.random() >= fraction:
             continue
         a_start, a_end = ex.answer_start, ex.answer_start + len(ex.answer_text)
-        kept = [(s, e) for s, e in sentence_spans(ex.context) if e <= a_start or s >= a_end]
+        kept = [(s, e) for s, e in plain_sentence_spans(ex.context) if e <= a_start or s >= a_end]
         if len(kept) < 2:
             continue
         context = " ".join(ex.context[s:e] for s, e in kept)

@@ -71,7 +71,7 @@ def prepare(cfg: TrainConfig, tokenizer) -> Features:
         random.Random(cfg.seed).shuffle(order)
         examples = [examples[i] for i in sorted(order[cfg.offset : cfg.offset + cfg.limit])]
     negatives = make_negatives(examples, cfg.negative_fraction, cfg.seed)
-    removals = make_removal_negatives(examples, cfg.removal_fraction, cfg.seed) if cfg.removal_fraction else []
+    removals = make_removal_negatives(examples, cfg.removal_fraction, cfg.seed)
     log.info("%d questions, %d paired negatives, %d answer-deleted negatives", len(examples), len(negatives),
              len(removals))
     negatives += removals
