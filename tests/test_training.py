@@ -269,3 +269,27 @@ def test_averaging_writes_a_reader_folder_with_its_provenance(tmp_path):
     assert json.loads((out / "config.json").read_text()) == {"name": "one"}
     provenance = json.loads((out / "train_config.json").read_text())["weight_average"]
     assert provenance == {"of": [str(tmp_path / "one"), str(tmp_path / "two")], "weights": [0.5, 0.5]}
+
+
+@pytest.mark.skipif(not TRAIN.exists(), reason="needs ../shared/qa-data/squad-v1.1/train-v1.1.json")
+def test_lora_training_saves_a_small_adapter_that_resumes_and_loads_as_a_reader(tmp_path, tiny_reader_dir,
+                                                                                 monkeypatch):
+    from qa.reader import Reader
+    from qa.readers import is_adapter
+    from qa.training.train import TrainConfig, train
+
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = TrainConfig(train_file=str(TRAIN), base_model=str(tiny_reader_dir), out=str(tmp_path / "run"), limit=50,
+                      max_length=128, stride=32, negative_fraction=0.0, keep_cut_fraction=0.0, batch_size=8, lr=3e-3,
+                      epochs=4, warmup=0.1, save_every=1000, log_every=2, snapshot_every=10, threads=0,
+                      lora_rank=4, lora_targets="query,key,value,dense")
+    final = train(cfg)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert sum(losses[-2:]) / 2 < 0.9 * sum(losses[:2]) / 2
+    assert is_adapter(final) and not (final / "model.safetensors").exists()
+    base_bytes = (tiny_reader_dir / "model.safetensors").stat().st_size
+    assert (final / "adapter_model.safetensors").stat().st_size < base_bytes  # the adapter, not a copy of the base
+    assert (tmp_path / "run" / "snapshots" / "step-00010" / "adapter_config.json").is_file()
+    assert train(cfg) == final  # resumes from the checkpoint: nothing left to do
+    reader = Reader.load(final)
+    assert reader.read("Who met Bob?", ["Alice met Bob in Paris."]).spans

