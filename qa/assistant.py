@@ -7,6 +7,7 @@ passages, and answer building with citations. Models are loaded once per process
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ from qa.embedding import Embedder
 from qa.followup import Query, Turn, needs_context, rewrite
 from qa.metadata import Card, document_card, name_the_author, refers_to_document
 from qa.reader import Reader
+from qa.readers import reader_card, reader_name
 from qa.retrieval import Retriever
 from qa.types import Answer, ScoredPassage, Source
 
@@ -238,7 +240,8 @@ class Assistant:
         return self.index.sources[source_id]
 
     def add_sources(self, refs: Iterable[str | Path], *, replace: bool = False, glob: str = "**/*",
-                    allow_private: bool = False, progress: bool = False):
+                    allow_private: bool = False, progress: bool = False, origins: dict[str, str] | None = None,
+                    check=None):
         """Read files, folders or URLs and add them to the index (or replace it), saving atomically.
 
         Args:
@@ -247,12 +250,17 @@ class Assistant:
             glob: which files of a folder to read.
             allow_private: allow URLs on private or loopback addresses.
             progress: show a progress bar.
+            origins: the origin to record instead of a ref's own (an upload's file name, not its temporary path).
+            check: called with the new index before it is saved; what it raises leaves everything unchanged.
         Returns:
             The :class:`qa.sources.LoadReport` of what was read and skipped, with ``changes`` set.
         """
         from qa.sources import load_sources
 
         report = load_sources(list(refs), glob=glob, allow_private=allow_private)
+        if origins:
+            report.sources = [dataclasses.replace(s, origin=origins.get(s.origin, s.origin)) for s in report.sources]
+            report.skipped = [dataclasses.replace(s, origin=origins.get(s.origin, s.origin)) for s in report.skipped]
         with self._write_lock:
             if replace:
                 new = building.build(report.sources, self.embedder, self.settings.chunk_tokens,
@@ -261,6 +269,8 @@ class Assistant:
             else:
                 new, changes = building.add(self.index, report.sources, self.embedder, progress=progress)
             if new is not self.index:  # else nothing changed: the saved index stays byte-for-byte as it was
+                if check is not None:
+                    check(new)
                 if self.index.path is not None:
                     index_store.save(new, self.index.path)
                 self._set_index(new)
@@ -297,7 +307,10 @@ class Assistant:
         return {
             "index": str(self.index.path) if self.index.path else None,
             "embedder": self.settings.embedder,
-            "reader": self.settings.reader_path(),
+            "reader": reader_name(self.settings.reader),
+            "reader_version": reader_card(self.settings.reader_path()).get("version"),
+            "reader_path": self.settings.reader_path(),
+            "no_answer_threshold": self.settings.abstention_threshold(),
             "retrieval": self.settings.retrieval,
             "passages": len(self.index),
             "sources": [{**s.meta(), "passages": n} for s, n in

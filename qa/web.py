@@ -6,7 +6,11 @@ Three tabs:
   quoting the source with the span highlighted, the character offsets, and the other candidates in a
   collapsible section. Follow-up questions are sent with this session's earlier questions and answers.
 * **Sources** — the full text of an indexed source, with every span cited in this session highlighted.
-* **Index** — add uploaded files or URLs to the index, or reload an index rebuilt on disk.
+* **Index** — for editors: add uploaded files or URLs to the index, remove a source, or reload an index rebuilt
+  on disk. Who is an editor, and the limits on uploads and on the index, are :mod:`qa.access`'s rules: by
+  default only requests from this machine, and only while the app listens on a loopback address; on any other
+  address the tab and its endpoints are not built unless editors are configured (a token or logins). Every
+  write handler checks the rule itself, whichever endpoint or event calls it.
 
 There is also a named API endpoint, ``/ask`` (``gradio_client.Client(url).predict(question,
 api_name="/ask")``), that returns the JSON of :meth:`qa.types.Answer.to_dict`.
@@ -19,9 +23,11 @@ here without Markdown, through Gradio's sanitizer as a second line of defence.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import logging
+import os
 import time
 import unicodedata
 from pathlib import Path
@@ -30,8 +36,10 @@ from typing import Any, Iterable, Sequence
 import gradio as gr
 
 from qa import memory
+from qa.access import Access, EditRefused, LimitError, Limits, format_size
 from qa.assistant import Assistant, QuestionError
 from qa.config import Settings
+from qa.readers import reader_card, reader_name
 from qa.sources import EXTENSIONS
 from qa.types import Answer, Citation, Source
 
@@ -46,6 +54,7 @@ CLOSEST_PASSAGES = 2
 PASSAGE_PREVIEW_CHARS = 500
 CONCURRENCY = 2  # the machine this ships on has 2 cores; the reader serialises its forward passes anyway
 MAX_QUEUE = 64
+UPLOAD_CACHE = (1800, 3600)  # Gradio deletes uploaded temp files older than an hour, every half hour
 MAX_SHOWN_QUESTION = 2000  # a longer question is shown cut (the engine reads at most max_question_chars anyway)
 
 CSS = """
@@ -251,6 +260,21 @@ def render_report(report: Any, labels: dict[str, str] | None = None) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
+def _hide_paths(text: str, labels: dict[str, str]) -> str:
+    """``text`` with each uploaded file's temporary path replaced by the file's name."""
+    for path in sorted(labels, key=len, reverse=True):
+        text = text.replace(path, labels[path])
+    return text
+
+
+def describe_limits(limits: Limits) -> str:
+    """The limits, in a sentence for the Index tab."""
+    return (f"At most {limits.max_sources_per_request} files and URLs per request and "
+            f"{format_size(limits.max_upload_bytes)} per file; the index holds at most "
+            f"{limits.max_index_sources:,} sources, {limits.max_index_passages:,} passages and "
+            f"{format_size(limits.max_index_bytes)} on disk.")
+
+
 def parse_history(history: object) -> list[str | dict]:
     """The ``history`` argument of the API: a list (or a JSON list) of questions or question/answer dicts."""
     if history is None or history == "":
@@ -284,10 +308,31 @@ class WebChat:
 
     A session's chat is a list of turns (dicts): ``question``, ``answer`` (text or None), ``html``
     (the rendered reply), ``spans`` (``[source_id, start, end]`` of the answer) and ``error``.
+
+    ``access`` decides who may change the index (default: open to in-process calls and to requests straight
+    from this machine); ``limits`` bound what a write may bring in (default: :class:`qa.access.Limits`).
     """
 
-    def __init__(self, assistant: Assistant) -> None:
+    def __init__(self, assistant: Assistant, access: Access | None = None, limits: Limits | None = None) -> None:
         self.assistant = assistant
+        self.access = access or Access()
+        self.limits = limits or Limits()
+
+    def authorize(self, action: str, token: str | None, request: gr.Request | None) -> str:
+        """Allow a write to the index, or raise :class:`gradio.Error` saying why not (nothing is changed).
+
+        Returns:
+            Who writes ("local", "token" or a user name), for the log.
+        """
+        try:
+            who = self.access.check(token, request)
+        except EditRefused as exc:
+            client = getattr(getattr(request, "client", None), "host", None) if request is not None else None
+            log.warning("refused to %s (client %s, user %s): %s", action, client,
+                        getattr(request, "username", None), exc)
+            raise gr.Error(esc(exc), title="Not allowed", print_exception=False) from None
+        log.info("%s: %s", who, action)
+        return who
 
     # -- chat -----------------------------------------------------------------------------------
 
@@ -378,37 +423,58 @@ class WebChat:
     def status(self) -> str:
         index = self.assistant.index
         n = len(index.sources)
+        settings = self.assistant.settings
+        version = reader_card(settings.reader_path()).get("version")
+        reader = f"{reader_name(settings.reader)}{f' ({version})' if version else ''}"
         return (f'<p class="qa-meta">{n} source{"s" if n != 1 else ""}, {len(index)} passages'
-                f'{" — index at " + esc(index.path) if index.path else ""}</p>')
+                f'{" — index at " + esc(index.path) if index.path else ""}; reader {esc(reader)}</p>')
 
     def add(self, files: Sequence[Any] | None, urls: str | None, selected: str | None, turns: list[dict] | None,
+            token: str | None = None, request: gr.Request | None = None,
             progress: gr.Progress = gr.Progress(track_tqdm=True)):  # noqa: B008 - Gradio's way to ask for it
         """Add uploaded files and URLs to the index, showing progress (reading, then the encoding's bar).
 
+        Editors only (:meth:`authorize`), within the limits: sources per request, size per upload, and the
+        index's sources, passages and bytes on disk, checked before anything is read and again on the new
+        index before it is saved. An upload is recorded and cited under its file name, never its temporary path.
         The chat keeps answering from the current index meanwhile; the new one replaces it when it is saved.
 
         Returns:
             (report html, file input, url input, source dropdown, source html, status)
+        Raises:
+            gradio.Error: this request may not change the index.
         """
-        paths = [str(getattr(f, "name", f)) for f in (files or [])]
-        labels = {p: Path(p).name for p in paths}  # uploads live in a temp folder: show their file names
+        self.authorize("add sources", token, request)
+        paths = [str(Path(str(getattr(f, "name", f)))) for f in (files or [])]
+        labels = {p: Path(p).name for p in paths}  # uploads live in a temp folder: record and show their names
         refs = paths + [u for u in (urls or "").split() if u]
         if not refs:
             gr.Warning("Choose files or paste a URL first.")
             return (gr.skip(),) * 6
         from qa.errors import USER_ERRORS
 
+        def refused(message: object) -> tuple:
+            return (render_error(f"Nothing was added: {_hide_paths(str(message), labels)}"),) + (gr.skip(),) * 5
+
         started = time.perf_counter()
         try:
+            self.limits.check_request(refs, paths, labels)
+            self.limits.check_index(self.assistant.index)
             # Private and loopback URLs only where the operator allowed them (QA_ALLOW_PRIVATE_URLS=1).
             allow_private = bool(getattr(getattr(self.assistant, "settings", None), "allow_private_urls", False))
             progress(0, desc=f"Reading {len(refs)} source{'s' if len(refs) != 1 else ''}…")
-            report = self.assistant.add_sources(refs, allow_private=allow_private, progress=True)
+            report = self.assistant.add_sources(refs, allow_private=allow_private, progress=True, origins=labels,
+                                                check=lambda new: self.limits.check_index(new, new=True))
+        except LimitError as exc:
+            log.warning("refused an add over a limit: %s", exc)
+            return refused(exc)
         except USER_ERRORS as exc:
-            return (render_error(f"Nothing was added: {exc}"),) + (gr.skip(),) * 5
+            return refused(exc)
         except Exception as exc:  # noqa: BLE001
             log.exception("adding %s failed", refs)
-            return (render_error(f"Nothing was added: {type(exc).__name__}: {exc}"),) + (gr.skip(),) * 5
+            return refused(f"{type(exc).__name__}: {exc}")
+        # A reason may quote a temporary path.
+        report.skipped = [dataclasses.replace(k, reason=_hide_paths(k.reason, labels)) for k in report.skipped]
         seconds = time.perf_counter() - started
         changed = report.changes.get("added", []) + report.changes.get("replaced", [])
         summary = (f'<p>{len(changed)} source{"s" if len(changed) != 1 else ""} added or replaced, '
@@ -417,8 +483,39 @@ class WebChat:
         dropdown, source, status = self.refresh_sources(new_selected, turns)
         return summary + render_report(report, labels), None, "", dropdown, source, status
 
-    def reload(self, selected: str | None, turns: list[dict] | None):
-        """Reload button: pick up an index rebuilt on disk. Returns (message, dropdown, source html, status)."""
+    def remove(self, source_id: str | None, selected: str | None, turns: list[dict] | None,
+               token: str | None = None, request: gr.Request | None = None):
+        """Remove button (editors only): drop a source, its passages and vectors, and save the index.
+
+        Returns:
+            (message, source dropdown, source html, status)
+        Raises:
+            gradio.Error: this request may not change the index.
+        """
+        self.authorize("remove a source", token, request)
+        sources = self.assistant.index.sources
+        if not source_id or source_id not in sources:
+            return (render_error("Nothing was removed: choose one of the indexed sources first."),
+                    gr.skip(), gr.skip(), gr.skip())
+        title = sources[source_id].title
+        try:
+            self.assistant.remove_source(source_id)
+        except Exception as exc:  # noqa: BLE001 - the old index stays in use
+            log.exception("removing %s failed", source_id)
+            return (render_error(f"Nothing was removed: {exc}"), gr.skip(), gr.skip(), gr.skip())
+        message = f"<p>Removed “{esc(title)}”. The chat now answers from the new index.</p>"
+        return (message, *self.refresh_sources(None if selected == source_id else selected, turns))
+
+    def reload(self, selected: str | None, turns: list[dict] | None, token: str | None = None,
+               request: gr.Request | None = None):
+        """Reload button (editors only): pick up an index rebuilt on disk.
+
+        Returns:
+            (message, dropdown, source html, status)
+        Raises:
+            gradio.Error: this request may not change the index.
+        """
+        self.authorize("reload the index", token, request)
         try:
             changed = self.assistant.reload()
         except Exception as exc:  # noqa: BLE001 - the old index stays in use
@@ -454,14 +551,28 @@ class WebChat:
             raise gr.Error(f"the assistant could not answer ({type(exc).__name__}); see the server log") from None
 
 
-def build_app(assistant: Assistant) -> gr.Blocks:
-    """The Gradio app over ``assistant`` (shared by every session). Queue set up; not launched."""
-    chat = WebChat(assistant)
+def build_app(assistant: Assistant, access: Access | None = None, limits: Limits | None = None) -> gr.Blocks:
+    """The Gradio app over ``assistant`` (shared by every session). Queue set up; not launched.
+
+    Args:
+        assistant: the loaded assistant.
+        access: who may change the index (default: requests straight from this machine, the rule for a loopback
+            address; :func:`launch` derives it from the address and the environment). When it allows no editing,
+            the Index tab and its endpoints are not built at all.
+        limits: the limits on uploads and on the index (default: :class:`qa.access.Limits`).
+    Returns:
+        The app; ``demo.qa_launch_options`` holds what :meth:`gradio.Blocks.launch` must be given for these
+        rules (``max_file_size``, and ``auth`` when there are logins).
+    """
+    access = access or Access()
+    limits = limits or Limits()
+    chat = WebChat(assistant, access, limits)
     sources = assistant.sources()
     first = sources[0].id if sources else None
     private = dict(api_visibility="undocumented")
+    hidden = dict(api_visibility="private")
 
-    with gr.Blocks(title="Article QA", analytics_enabled=False) as demo:
+    with gr.Blocks(title="Article QA", analytics_enabled=False, delete_cache=UPLOAD_CACHE) as demo:
         gr.HTML(f"<style>{CSS}</style>", padding=False, container=False, js_on_load=None)
         gr.Markdown("## Ask the article\nAnswers are exact spans of the indexed text, with a citation and the "
                     "span highlighted. Follow-up questions (“Who does he report to?”) use the chat so far.")
@@ -484,17 +595,33 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                           interactive=True, elem_id="qa-source-pick")
                 source_view = gr.HTML(chat.source_html(first, []), elem_id="qa-source-view",
                                       js_on_load=SCROLL_TO_MARK_JS)
-            with gr.Tab("Index", id="index"):
-                status = gr.HTML(chat.status(), js_on_load=None)
-                with gr.Row():
-                    files = gr.File(label=f"Files to add ({', '.join(sorted(EXTENSIONS))})", file_count="multiple",
-                                    type="filepath", file_types=sorted(EXTENSIONS))
-                    urls = gr.Textbox(label="Web page URLs (one per line)", lines=3,
-                                      placeholder="https://example.com/news/article.html")
-                with gr.Row():
-                    add = gr.Button("Add to the index", variant="primary")
-                    reload = gr.Button("Reload index from disk")
-                report = gr.HTML(js_on_load=None)
+            if access.editing:
+                # Shown to whoever may edit; with editor logins only, to editors once the page has loaded.
+                with gr.Tab("Index", id="index", visible=access.mode != "editors" or access.needs_token_box,
+                            elem_id="qa-index-tab") as index_tab:
+                    status = gr.HTML(chat.status(), js_on_load=None)
+                    tokens = []
+                    if access.needs_token_box:
+                        tokens = [gr.Textbox(label="Editor token", type="password", lines=1, max_lines=1,
+                                             placeholder="needed to change the index", elem_id="qa-edit-token")]
+                    with gr.Row():
+                        files = gr.File(label=f"Files to add ({', '.join(sorted(EXTENSIONS))})",
+                                        file_count="multiple", type="filepath", file_types=sorted(EXTENSIONS),
+                                        elem_id="qa-files")
+                        urls = gr.Textbox(label="Web page URLs (one per line)", lines=3,
+                                          placeholder="https://example.com/news/article.html", elem_id="qa-urls")
+                    with gr.Row():
+                        add = gr.Button("Add to the index", variant="primary", elem_id="qa-add")
+                        reload = gr.Button("Reload index from disk", elem_id="qa-reload")
+                    with gr.Row():
+                        # Any value reaches the handler, which checks it: a source added after the page was built
+                        # is removable through the API too.
+                        remove_pick = gr.Dropdown(choices=chat.source_choices(), value=None, label="Source to remove",
+                                                  interactive=True, allow_custom_value=True, scale=3,
+                                                  elem_id="qa-remove-pick")
+                        remove = gr.Button("Remove from the index", variant="stop", scale=1, elem_id="qa-remove")
+                    report = gr.HTML(js_on_load=None, elem_id="qa-index-report")
+                    gr.Markdown(describe_limits(limits), elem_classes=["qa-meta"])
 
         chat_outputs = [question, chatbot, turns, source_pick, source_view]
         for trigger in (question.submit, send.click):
@@ -507,14 +634,38 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                       api_name="clear_chatbot", **private)
         source_pick.input(chat.source_html, [source_pick, turns], [source_view], queue=False,
                           api_name="show_source", **private)
-        sources_tab.select(chat.refresh_sources, [source_pick, turns], [source_pick, source_view, status],
-                           queue=False, api_name="refresh_sources", **private)
-        demo.load(chat.refresh_sources, [source_pick, turns], [source_pick, source_view, status], queue=False,
-                  api_name="load", **private)
-        add.click(chat.add, [files, urls, source_pick, turns], [report, files, urls, source_pick, source_view, status],
-                  concurrency_limit=1, concurrency_id="index-write", api_name="add_sources", **private)
-        reload.click(chat.reload, [source_pick, turns], [report, source_pick, source_view, status],
-                     concurrency_limit=1, concurrency_id="index-write", api_name="reload", **private)
+        if not access.editing:  # read-only: no Index tab, no write endpoint (documented or not)
+            def refresh(selected, turns):
+                return chat.refresh_sources(selected, turns)[:2]
+
+            sources_tab.select(refresh, [source_pick, turns], [source_pick, source_view], queue=False,
+                               api_name="refresh_sources", **private)
+            demo.load(refresh, [source_pick, turns], [source_pick, source_view], queue=False, api_name="load",
+                      **private)
+        else:
+            def removable():
+                return gr.update(choices=chat.source_choices(), value=None)
+
+            def on_load(selected, turns, request: gr.Request):
+                return (*chat.refresh_sources(selected, turns), removable(),
+                        gr.update(visible=access.offers_editing_to(request)))
+
+            source_outputs = [source_pick, source_view, status]
+            sources_tab.select(chat.refresh_sources, [source_pick, turns], source_outputs,
+                               queue=False, api_name="refresh_sources", **private)
+            demo.load(on_load, [source_pick, turns], [*source_outputs, remove_pick, index_tab], queue=False,
+                      api_name="load", **private)
+            # Each write handler checks access itself (chat.authorize): whoever calls the endpoint, however.
+            write = dict(concurrency_limit=1, concurrency_id="index-write", **private)
+            add.click(chat.add, [files, urls, source_pick, turns, *tokens],
+                      [report, files, urls, *source_outputs], api_name="add_sources", **write
+                      ).then(removable, None, [remove_pick], queue=False, api_name="removable", **hidden)
+            remove.click(chat.remove, [remove_pick, source_pick, turns, *tokens], [report, *source_outputs],
+                         api_name="remove_source", **write
+                         ).then(removable, None, [remove_pick], queue=False, api_name="removable_after", **hidden)
+            reload.click(chat.reload, [source_pick, turns, *tokens], [report, *source_outputs],
+                         api_name="reload", **write
+                         ).then(removable, None, [remove_pick], queue=False, api_name="removable_reload", **hidden)
         def ask(question, history=None):
             return chat.api_ask(question, history)
 
@@ -525,6 +676,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=MAX_QUEUE)
     demo.qa_chat = chat  # type: ignore[attr-defined]  # the handlers, for tests
+    # Read-only: no component takes files, so Gradio's upload route takes none either (1 byte at most).
+    options: dict[str, Any] = {"max_file_size": limits.max_upload_bytes if access.editing else 1}
+    if access.logins:
+        options["auth"] = access.launch_auth()
+        options["auth_message"] = "Log in to ask about the article."
+    demo.qa_launch_options = options  # type: ignore[attr-defined]
     return demo
 
 
@@ -538,14 +695,28 @@ def launch(index_dir: str | Path | None = None, host: str = "127.0.0.1", port: i
         port: the port.
         assistant: an already loaded assistant to serve instead.
         **launch_kwargs: more :meth:`gradio.Blocks.launch` options (for example ``prevent_thread_lock``).
+
+    Who may change the index and the limits come from the address and the environment
+    (:meth:`qa.access.Access.from_env`, :meth:`qa.access.Limits.from_env`), the same for ``qa serve`` and
+    ``python app.py``; a share link (``share=True`` or ``GRADIO_SHARE``) counts as reachable from anywhere.
+
+    Raises:
+        qa.config.ConfigError: an access or limit variable cannot be used (before anything is loaded).
     """
     arenas = Settings.from_env().malloc_arenas
     if arenas:
         memory.limit_arenas(arenas)  # before the server's threads exist
+    shared = bool(launch_kwargs.get("share")) or os.environ.get("GRADIO_SHARE", "").strip().lower() in {"1", "true"}
+    access = Access.from_env(host, public=shared)
+    limits = Limits.from_env()
     if assistant is None:
         assistant = Assistant.load(index_dir)
     assistant.reader  # load the reader now, not on the first question  # noqa: B018
-    demo = build_app(assistant)
+    demo = build_app(assistant, access, limits)
+    (log.warning if access.mode == "off" and "QA_READ_ONLY" not in access.reason else log.info)(
+        "index editing: %s", access.reason)
     launch_kwargs.setdefault("show_error", True)
+    for name, value in demo.qa_launch_options.items():  # type: ignore[attr-defined]
+        launch_kwargs.setdefault(name, value)
     demo.launch(server_name=host, server_port=port, **launch_kwargs)
     return demo

@@ -136,3 +136,93 @@ def test_chat_in_a_real_browser(app_url, driver):
     severe = [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"
               and "favicon" not in entry.get("message", "")]
     assert not severe, severe
+
+
+# --------------------------------------------------------------------------------------------------
+# A shared deployment: an anonymous browser cannot change the index
+
+
+EDIT_TOKEN = "browser-editor-token-0123456789"
+
+WRITE_CALLS_JS = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  const out = {};
+  for (const name of ["add_sources", "remove_source", "reload"]) {
+    const r = await fetch(`gradio_api/call/${name}`, {method: "POST", headers: {"Content-Type": "application/json"},
+                                                      body: JSON.stringify({data: [null, null]})});
+    out[name] = r.status;
+  }
+  const form = new FormData();
+  form.append("files", new Blob(["The banana festival opened in Quito."]), "evil.txt");
+  out.upload = (await fetch("gradio_api/upload", {method: "POST", body: form})).status;
+  done(out);
+})().catch((e) => done({error: String(e)}));
+"""
+
+
+@pytest.fixture()
+def shared_apps(article_index, tmp_path, request):
+    """The same index served twice with the rules of 0.0.0.0: read-only (the default), and with an editor token."""
+    from qa import index as store
+    from qa.access import Access
+    from qa.assistant import Assistant
+
+    path = tmp_path / "shared" / "index"
+    store.save(article_index, path)
+    assistant = Assistant.load(path, no_answer_threshold=-1e9, **reader_override(request))
+    read_only = Access.from_env("0.0.0.0", {})
+    with_token = Access.from_env("0.0.0.0", {"QA_EDIT_TOKEN": EDIT_TOKEN})
+    with running(assistant, read_only) as (off_url, _), running(assistant, with_token) as (token_url, _):
+        yield path, off_url, token_url
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _page_says(browser, text: str, timeout: float = 30) -> None:
+    WebDriverWait(browser, timeout).until(lambda b: text in b.find_element(By.TAG_NAME, "body").text)
+
+
+def test_an_anonymous_browser_cannot_change_the_index_of_a_shared_app(shared_apps, driver):
+    path, off_url, token_url = shared_apps
+    before = _snapshot(path)
+
+    # Read-only (the default on 0.0.0.0): no Index tab, no file input, and the write endpoints do not exist.
+    driver.get(off_url)
+    WebDriverWait(driver, 90).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#qa-question textarea")))
+    tabs = [b.text.strip() for b in driver.find_elements(By.CSS_SELECTOR, "button[role='tab']")]
+    assert "Chat" in tabs and "Index" not in tabs
+    assert not driver.find_elements(By.CSS_SELECTOR, "input[type='file']")
+    statuses = driver.execute_async_script(WRITE_CALLS_JS)
+    assert "error" not in statuses, statuses
+    assert all(code >= 400 for code in statuses.values()), statuses
+    assert statuses["upload"] == 413
+    assert _snapshot(path) == before
+
+    # With an editor token: the Index tab asks for it; without it, or with a wrong one, nothing changes.
+    driver.get(token_url)
+    WebDriverWait(driver, 90).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#qa-question textarea")))
+    tab = next(b for b in driver.find_elements(By.CSS_SELECTOR, "button[role='tab']") if b.text.strip() == "Index")
+    tab.click()
+    reload = WebDriverWait(driver, 30).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#qa-reload")))
+    reload.click()
+    _page_says(driver, "editing needs the editor token")
+    token = driver.find_element(By.CSS_SELECTOR, "#qa-edit-token input, #qa-edit-token textarea")
+    token.send_keys("not-the-editor-token")
+    driver.find_element(By.CSS_SELECTOR, "#qa-urls textarea").send_keys("https://example.com/evil.html")
+    driver.find_element(By.CSS_SELECTOR, "#qa-add").click()
+    _page_says(driver, "the editor token is wrong")
+    assert _snapshot(path) == before
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "browser-refused-write.png"))
+
+    # The editor's token is taken (nothing on disk changed, so the reload says so).
+    token.clear()
+    token.send_keys(EDIT_TOKEN)
+    reload.click()
+    WebDriverWait(driver, 30).until(
+        lambda b: "has not changed" in b.find_element(By.CSS_SELECTOR, "#qa-index-report").text)
+    assert _snapshot(path) == before
+    assert no_alert(driver)

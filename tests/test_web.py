@@ -47,11 +47,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(assistant):
-    """``build_app(assistant)`` served on a free local port; yields (url, demo)."""
-    demo = web.build_app(assistant)
+def running(assistant, access=None, limits=None):
+    """``build_app(assistant, access, limits)`` served on a free local port, with the launch options it asks
+    for (logins, upload size); yields (url, demo)."""
+    demo = web.build_app(assistant, access, limits)
     port = free_port()
-    demo.launch(prevent_thread_lock=True, server_port=port, server_name="127.0.0.1", quiet=True, show_error=True)
+    demo.launch(prevent_thread_lock=True, server_port=port, server_name="127.0.0.1", quiet=True, show_error=True,
+                **demo.qa_launch_options)
     try:
         yield f"http://127.0.0.1:{port}/", demo
     finally:
@@ -306,7 +308,7 @@ def test_the_index_panel_adds_files_and_reports_skipped_ones(saved_index, tmp_pa
     assert "<td>added</td><td>zanzibar-notes.txt</td>" in report
     assert "<td>skipped</td><td>tool.exe</td>" in report
     assert files is None and urls == ""
-    new = [s for s in assistant.sources() if s.origin == str(good)]
+    new = [s for s in assistant.sources() if s.origin == good.name]  # an upload's name, not its folder
     assert new and dropdown["value"] == new[0].id
     assert new[0].id in [value for _, value in dropdown["choices"]]
     assert "2 sources" in status
