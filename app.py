@@ -13,14 +13,24 @@ def main(argv: list[str] | None = None) -> None:
                         "0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--index", help="index directory (default: the shipped index/)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="other libraries' messages and loading bars too (also QA_LOG_LEVEL=DEBUG)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    from qa import logs
+
+    try:  # the project's own lines only (what it loaded, where it listens), unless -v or QA_LOG_LEVEL=DEBUG
+        loud = logs.configure(args.verbose, default=logging.INFO)
+    except ValueError as exc:
+        raise SystemExit(f"app.py: error: {exc}") from None
 
     from qa.errors import USER_ERRORS
     from qa.web import launch
 
     try:
-        launch(index_dir=args.index, host=args.host, port=args.port)
+        demo = launch(index_dir=args.index, host=args.host, port=args.port, quiet=not loud, prevent_thread_lock=True)
+        logging.getLogger("qa.web").info("the chat is at %s (Ctrl+C stops it)", demo.local_url)
+        demo.block_thread()
     except USER_ERRORS as exc:
         raise SystemExit(f"app.py: error: {exc}") from None
 

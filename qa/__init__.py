@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
-__all__ = ["Assistant", "Answer", "Citation", "Source", "Passage", "Settings"]
-__version__ = "0.1.0"
+from qa._version import __version__
+
+__all__ = ["Assistant", "Answer", "Citation", "Source", "Passage", "Settings", "__version__"]
 
 
 def __getattr__(name: str):

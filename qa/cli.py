@@ -69,6 +69,21 @@ def _print_report(report, seconds: float, index) -> None:
           f"{index.path} ({seconds:.1f} s)")
 
 
+def _engine(args: argparse.Namespace, embedder_name: str):
+    """The chunk-and-embed engine of ``--engine``, as a context manager: None (local) or a started Ray engine."""
+    import contextlib
+
+    if getattr(args, "engine", "local") != "ray":
+        if getattr(args, "ray_address", None) or getattr(args, "ray_workers", None):
+            from qa.config import ConfigError
+
+            raise ConfigError("--ray-address and --ray-workers go with --engine ray")
+        return contextlib.nullcontext()
+    from qa.ray_engine import RayEngine
+
+    return RayEngine(embedder_name, address=args.ray_address, workers=args.ray_workers, quiet=not args.loud)
+
+
 def cmd_index_build(args: argparse.Namespace) -> int:
     from qa import building, index as index_store
     from qa.assistant import shared_embedder
@@ -83,9 +98,9 @@ def cmd_index_build(args: argparse.Namespace) -> int:
         reasons = "; ".join(f"{s.origin}: {s.reason}" for s in report.skipped) or "nothing given"
         raise SystemExit(f"qa: error: no readable source ({reasons}); the index at {path} is unchanged")
     embedder = shared_embedder(settings.embedder)
-    with index_store.write_lock(path):
+    with index_store.write_lock(path), _engine(args, settings.embedder) as engine:
         new = building.build(report.sources, embedder, settings.chunk_tokens, settings.chunk_overlap_tokens,
-                             progress=not args.quiet)
+                             progress=not args.quiet, engine=engine)
         index_store.save(new, path, lock=False)
     report.changes = {"added": [s.origin for s in report.sources], "unchanged": [], "replaced": []}
     _print_report(report, time.perf_counter() - started, new)
@@ -94,6 +109,18 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 
 def cmd_index_add(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if getattr(args, "engine", "local") == "ray":
+        from qa.config import DEFAULT_INDEX_DIR, Settings
+        from qa.ray_engine import add_sources
+
+        embedder_name = Settings.from_env().embedder
+        with _engine(args, embedder_name) as engine:
+            report, index = add_sources(args.index or DEFAULT_INDEX_DIR, args.sources, engine, glob=args.glob,
+                                        allow_private=args.allow_private, progress=not args.quiet,
+                                        embedder_name=embedder_name)
+        _print_report(report, time.perf_counter() - started, index)
+        return 0
+    _engine(args, "")  # refuses --ray-* options without --engine ray
     assistant = _load(args)
     report = assistant.add_sources(args.sources, glob=args.glob, allow_private=args.allow_private,
                                    progress=not args.quiet)
@@ -129,7 +156,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"index:     {info['index']} (built {info['built']})")
     print(f"embedder:  {info['embedder']}")
-    print(f"reader:    {info['reader']}")
+    version = f" ({info['reader_version']})" if info.get("reader_version") else ""
+    print(f"reader:    {info['reader']}{version}, {info['reader_path']}, no-answer threshold "
+          f"{info['no_answer_threshold']:g}")
     print(f"retrieval: {info['retrieval']}")
     print(f"passages:  {info['passages']}")
     for s in info["sources"]:
@@ -148,14 +177,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from qa.web import launch
 
-    launch(index_dir=args.index, host=args.host, port=args.port)
+    demo = launch(index_dir=args.index, host=args.host, port=args.port, quiet=not args.loud, prevent_thread_lock=True)
+    logging.getLogger("qa.web").info("the chat is at %s (Ctrl+C stops it)", demo.local_url)
+    demo.block_thread()
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from qa import __version__
+
     parser = argparse.ArgumentParser(prog="qa", description="Ask questions about news articles; answers are "
                                      "spans of the text with citations.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress to stderr, other libraries' messages and loading bars included")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_index(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -167,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="passages to read (default 3)")
     p.add_argument("--history", action="append", metavar="QUESTION",
                    help="an earlier question of the conversation (repeat, oldest first)")
-    p.add_argument("--reader", help="question-answering model folder or id")
+    p.add_argument("--reader", help="reader name (minilm: fast, mpnet: accurate) or question-answering model folder")
     p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"])
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=cmd_ask)
@@ -181,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--glob", default="**/*", help="files to take from folders (default **/*)")
         p.add_argument("--allow-private", action="store_true", help="allow URLs on private or loopback addresses")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="chunk and embed here (local, the default) or on a Ray cluster (ray; see docs/ray.md)")
+        p.add_argument("--ray-address", metavar="ADDR",
+                       help="the Ray cluster (auto, HOST:6379 or ray://HOST:10001); default: a local Ray for this "
+                            "command")
+        p.add_argument("--ray-workers", type=int, metavar="N",
+                       help="embedding workers on Ray, one CPU each (default: one per CPU of the cluster)")
         p.set_defaults(func=func)
     p = with_index(idx.add_parser("remove", help="remove a source by id"))
     p.add_argument("source_id")
@@ -219,15 +261,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    if not args.verbose:
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        if getattr(args, "quiet", False):
-            os.environ.setdefault("TQDM_DISABLE", "1")
-        from transformers.utils import logging as hf_logging
+    from qa import logs
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
+    # Quiet by default; the web chat says what it loaded and where it listens. -v / QA_LOG_LEVEL=DEBUG: everything.
+    try:
+        args.loud = logs.configure(args.verbose, default=logging.INFO if args.command == "serve" else logging.WARNING)
+    except ValueError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not args.loud and getattr(args, "quiet", False):
+        os.environ.setdefault("TQDM_DISABLE", "1")
     from qa.errors import USER_ERRORS
 
     try:

@@ -308,5 +308,7 @@ def load(path: str | Path, *, embedder: str | None = None, dimension: int | None
     if vectors.d != emb.get("dimension"):
         raise IndexFileError(f"vectors.faiss in {path} has dimension {vectors.d}, the manifest says "
                           f"{emb.get('dimension')}; {hint}")
+    log.info("index loaded from %s: %d source%s, %d passages", path, len(sources), "" if len(sources) == 1 else "s",
+             len(passages))
     return Index(sources, passages, vectors, emb["name"], emb["dimension"], manifest.get("chunking", {}),
                  manifest, path)

@@ -5,6 +5,9 @@
 #   qa train-reader --base-model mpnet --lora-rank 16 --lora-alpha 32 --lora-dropout 0.0 --lr 5e-4 --warmup 0.06 \
 #     --limit 7500 --offset 0 --seed 21 --max-length 192 --stride 64 --batch-size 16 --no-bf16 --removal-fraction 0.2 \
 #     --out runs/mpnet-1 --save-every 50 --snapshot-every 100 --log-every 10 --threads 2
+#   Re-planned at its step-150 checkpoint (16:08 UTC, before any evaluation) with the same command plus --stop-at 600:
+#   the CPU was shared and 728 steps would not have finished in time; from step 150 the rate falls linearly to zero at
+#   step 600 (9,600 windows, about 6,200 questions of the 7,500 planned).
 #
 # Gate for shipping mpnet-1 as the opt-in reader QA_READER=mpnet (one candidate, the final weights):
 #   (a) on the 1,000-question seeded sample of SQuAD v1.1 dev (--sample 1000 --sample-seed 0, 256-token windows,

@@ -15,14 +15,13 @@ The threshold maximises mean F1, where abstaining scores 1 on an unanswerable qu
 answerable one, and the three kinds are weighted by how often users ask them: by default 0.8, 0.1, 0.1
 (four questions in five are answered by the article: 18 of the 21 questions of the article development
 set, 34 of 45 in ``bench/data/article_test_qa.jsonl``; the unanswerable ones on topic and off topic alike).
-Until session 9 the weights were 1/2, 1/4, 1/4 (``--weights 0.5,0.25,0.25``), which assumed that half
-of all questions have no answer and so refused about 28% of answerable ones. The threshold is chosen on
-all sampled questions and written to
-``calibration.json`` in the reader folder, where :class:`qa.assistant.Assistant` picks it up as the
-default ``no_answer_threshold``. How well the choice holds on unseen articles is reported by 2-fold
-cross-validation over articles: the threshold chosen on the even-numbered articles, scored on the odd
-ones, and the other way round. The report also lists the trade-off at a few thresholds (how often
-answerable questions are answered, how often unanswerable ones are).
+Before 0.2.0 (the minilm-8 reader) the weights were 1/2, 1/4, 1/4 (``--weights 0.5,0.25,0.25``), which
+assumed that half of all questions have no answer and so refused about 28% of answerable ones. The threshold
+is chosen on all sampled questions and written to ``calibration.json`` in the reader folder, where
+:class:`qa.assistant.Assistant` picks it up as the default ``no_answer_threshold``. How well the choice
+holds on unseen articles is reported by 2-fold cross-validation over articles: the threshold chosen on the
+even-numbered articles, scored on the odd ones, and the other way round. The report also lists the
+trade-off at a few thresholds (how often answerable questions are answered, how often unanswerable ones are).
 
 Run: ``python -m qa.training.calibrate --model models/reader`` (about 25 minutes on 2 cores;
 ``--margins FILE`` keeps every question's margin, ``--from-margins FILE`` recomputes the report from it).

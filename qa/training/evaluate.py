@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import time
 from pathlib import Path
 
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 QA_DATA = SHARED_DIR / "qa-data"
 
 
-def _gold_rows(path: Path, limit: int | None) -> list[dict]:
+def _gold_rows(path: Path, limit: int | None, sample: int | None = None, seed: int = 0) -> list[dict]:
+    """The questions of a SQuAD-format file: the first ``limit``, or a seeded random ``sample`` of them (in file
+    order), or all."""
     rows = []
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
     for a_i, article in enumerate(data):
@@ -34,6 +37,9 @@ def _gold_rows(path: Path, limit: int | None) -> list[dict]:
                 golds = [] if qa.get("is_impossible") else [a["text"] for a in qa["answers"]]
                 rows.append({"id": qa["id"], "question": qa["question"], "context": para["context"],
                              "golds": golds, "article": a_i})
+    if sample and sample < len(rows):
+        keep = sorted(random.Random(seed).sample(range(len(rows)), sample))
+        rows = [rows[i] for i in keep]
     return rows[:limit] if limit else rows
 
 
@@ -50,8 +56,8 @@ def predict(reader: Reader, rows: list[dict], batch: int = 32) -> list[tuple[str
     return out
 
 
-def squad_v1(reader: Reader, path: Path, limit: int | None) -> dict:
-    rows = _gold_rows(path, limit)
+def squad_v1(reader: Reader, path: Path, limit: int | None, sample: int | None = None, seed: int = 0) -> dict:
+    rows = _gold_rows(path, limit, sample, seed)
     preds = predict(reader, rows)
     ems, f1s = zip(*(score(p, r["golds"]) for (p, _), r in zip(preds, rows)))
     return {"questions": len(rows), "em": 100 * sum(ems) / len(rows), "f1": 100 * sum(f1s) / len(rows)}
@@ -87,25 +93,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write the JSON report here")
     parser.add_argument("--sets", default="squad1,xquad,squad2", help="comma-separated: squad1, xquad, squad2")
     parser.add_argument("--limit", type=int, help="first N questions of each set (quick checks)")
+    parser.add_argument("--sample", type=int, help="a seeded random sample of N questions of each set (learning "
+                        "curves: the same N questions for every checkpoint)")
+    parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--tokenizer", help="take the tokenizer from this folder (for bare checkpoints)")
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--stride", type=int, default=128)
     parser.add_argument("--token-spans", action="store_true",
-                        help="let spans start or end inside a word (the decoding before session 6)")
+                        help="let spans start or end inside a word (the decoding before 0.1.5)")
     add_bf16_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     reader = Reader.load(args.model, max_length=args.max_length, stride=args.stride, tokenizer=args.tokenizer,
                          whole_words=not args.token_spans, use_bf16=use_bf16(args))
     report: dict = {"model": args.model, "max_length": args.max_length, "stride": args.stride, "limit": args.limit,
+                    "sample": args.sample, "sample_seed": args.sample_seed if args.sample else None,
                     "whole_words": not args.token_spans, "bf16": reader.use_bf16}
     sets = args.sets.split(",")
     started = time.time()
     if "squad1" in sets:
-        report["squad_v1.1_dev"] = squad_v1(reader, QA_DATA / "squad-v1.1" / "dev-v1.1.json", args.limit)
+        report["squad_v1.1_dev"] = squad_v1(reader, QA_DATA / "squad-v1.1" / "dev-v1.1.json", args.limit,
+                                             args.sample, args.sample_seed)
         log.info("SQuAD v1.1 dev: %s", report["squad_v1.1_dev"])
     if "xquad" in sets:
-        report["xquad_en"] = squad_v1(reader, QA_DATA / "xquad-en" / "xquad.en.json", args.limit)
+        report["xquad_en"] = squad_v1(reader, QA_DATA / "xquad-en" / "xquad.en.json", args.limit, args.sample,
+                                       args.sample_seed)
         log.info("XQuAD-en: %s", report["xquad_en"])
     if "squad2" in sets:
         report["squad_v2.0_dev"] = squad_v2(reader, QA_DATA / "squad-v2.0" / "dev-v2.0.json", args.limit)

@@ -65,6 +65,7 @@ class TrainConfig:
     lora_dropout: float = 0.05
     lora_targets: str = "q,k,v,o,dense"
     snapshot_every: int = 0
+    stop_at: int = 0
 
 
 def prepare(cfg: TrainConfig, tokenizer) -> Features:
@@ -157,12 +158,24 @@ def train(cfg: TrainConfig) -> Path:
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total), total)
     step = 0
+    shortened: dict | None = None
     if model_src == str(ckpt):
         state = json.loads((ckpt / "state.json").read_text())
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
         scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
         step = state["step"]
+        shortened = state.get("shortened")
         log.info("resuming at step %d of %d", step, total)
+    if cfg.stop_at and cfg.stop_at < total and step == 0:
+        total = cfg.stop_at  # a new run: the same recipe over fewer steps
+        plan = plan[:total]
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total), total)
+    elif cfg.stop_at and cfg.stop_at < total and (not shortened or shortened["to"] != cfg.stop_at):
+        # A resumed run re-planned to end sooner: from here the rate falls linearly to zero at stop_at.
+        shortened = {"from": step, "to": max(step, cfg.stop_at), "lr_from": scheduler.get_last_lr()[0]}
+        log.info("re-planned: the learning rate falls from %.2e at step %d to 0 at step %d",
+                 shortened["lr_from"], step, shortened["to"])
+    end = shortened["to"] if shortened else total
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     pad_id = tokenizer.pad_token_id or 0
@@ -173,7 +186,7 @@ def train(cfg: TrainConfig) -> Path:
     loss_avg = None
     window: list[float] = []
     history = open(out / "history.jsonl", "a", encoding="utf-8")
-    while step < total:
+    while step < end:
         batch = collate(feats, plan[step], pad_id)
         if not with_token_types:
             del batch["token_type_ids"]
@@ -185,18 +198,21 @@ def train(cfg: TrainConfig) -> Path:
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        if shortened:
+            for group in optimizer.param_groups:
+                group["lr"] = shortened["lr_from"] * (end - step) / max(1, end - shortened["from"])
         loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
         window.append(loss.item())
-        if step % cfg.log_every == 0 or step == total:
+        if step % cfg.log_every == 0 or step == end:
             history.write(json.dumps({"step": step, "loss": sum(window) / len(window)}) + "\n")
             history.flush()
             window.clear()
             rate = (step - first_step) / (time.time() - started)
-            eta = (total - step) / rate if rate else float("inf")
-            log.info("step %d/%d loss %.3f lr %.2e %.2f steps/s eta %.1f min", step, total, loss_avg,
-                     scheduler.get_last_lr()[0], rate, eta / 60)
-        if step % cfg.save_every == 0 or step == total:
-            save_checkpoint(model, tokenizer, optimizer, scheduler, ckpt, step, total, loss_avg)
+            eta = (end - step) / rate if rate else float("inf")
+            log.info("step %d/%d loss %.3f lr %.2e %.2f steps/s eta %.1f min", step, end, loss_avg,
+                     optimizer.param_groups[0]["lr"], rate, eta / 60)
+        if step % cfg.save_every == 0 or step == end:
+            save_checkpoint(model, tokenizer, optimizer, scheduler, ckpt, step, total, loss_avg, shortened)
         if cfg.snapshot_every and step % cfg.snapshot_every == 0:
             # the weights alone (an adapter is a few MB), for the learning curve: dev F1 against questions seen
             model.save_pretrained(out / "snapshots" / f"step-{step:05d}")
@@ -239,7 +255,8 @@ def lora_model(cfg: TrainConfig, base: str, adapter: str | None):
     return get_peft_model(model, config)
 
 
-def save_checkpoint(model, tokenizer, optimizer, scheduler, ckpt: Path, step: int, total: int, loss: float | None) -> None:
+def save_checkpoint(model, tokenizer, optimizer, scheduler, ckpt: Path, step: int, total: int, loss: float | None,
+                    shortened: dict | None = None) -> None:
     """Write the checkpoint to a temporary folder and rename it into place, so a kill never leaves half of one."""
     import shutil
 
@@ -252,7 +269,7 @@ def save_checkpoint(model, tokenizer, optimizer, scheduler, ckpt: Path, step: in
     tokenizer.save_pretrained(tmp)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "total": total, "loss": loss}))
+    (tmp / "state.json").write_text(json.dumps({"step": step, "total": total, "loss": loss, "shortened": shortened}))
     old = ckpt.with_name(ckpt.name + ".old")
     if ckpt.exists():
         if old.exists():
