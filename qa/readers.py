@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 from qa.base_models import BaseModelError, MPNET_SHA256, _locked, cache_root, mpnet_base_dir, sha256_file
@@ -115,8 +116,10 @@ def merged_reader(folder: str | Path) -> Path:
         from peft import PeftModel
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32, use_safetensors=True)
-        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+        with warnings.catch_warnings():  # peft calls a transformers method that warns of its own deprecation
+            warnings.simplefilter("ignore", FutureWarning)
+            model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32, use_safetensors=True)
+            model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
         tmp = dest.with_name(dest.name + ".partial")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -164,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in NAMED_READERS]
     if unknown:
         parser.error(f"unknown reader {unknown[0]!r}; the shipped readers are {', '.join(NAMED_READERS)}")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from qa.logs import configure
+
+    configure(default=logging.INFO, fmt="%(message)s")  # the project's lines; no load reports or bars
     try:
         for name, path in prepare(args.names or None).items():
             print(f"{name}: {path}")

@@ -279,13 +279,13 @@ def test_lora_training_saves_a_small_adapter_that_resumes_and_loads_as_a_reader(
     from qa.training.train import TrainConfig, train
 
     monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
-    cfg = TrainConfig(train_file=str(TRAIN), base_model=str(tiny_reader_dir), out=str(tmp_path / "run"), limit=50,
-                      max_length=128, stride=32, negative_fraction=0.0, keep_cut_fraction=0.0, batch_size=8, lr=3e-3,
-                      epochs=4, warmup=0.1, save_every=1000, log_every=2, snapshot_every=10, threads=0,
-                      lora_rank=4, lora_targets="query,key,value,dense")
+    cfg = TrainConfig(train_file=str(TRAIN), base_model=str(tiny_reader_dir), out=str(tmp_path / "run"), limit=8,
+                      max_length=128, stride=32, negative_fraction=0.0, keep_cut_fraction=0.0, batch_size=8, lr=1e-2,
+                      epochs=30, warmup=0.1, save_every=1000, log_every=2, snapshot_every=10, threads=0,
+                      lora_rank=8, lora_targets="query,key,value,dense")
     final = train(cfg)
     losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
-    assert sum(losses[-2:]) / 2 < 0.9 * sum(losses[:2]) / 2
+    assert sum(losses[-2:]) / 2 < 0.7 * sum(losses[:2]) / 2  # it fits 8 questions: the adapter and head learn
     assert is_adapter(final) and not (final / "model.safetensors").exists()
     base_bytes = (tiny_reader_dir / "model.safetensors").stat().st_size
     assert (final / "adapter_model.safetensors").stat().st_size < base_bytes  # the adapter, not a copy of the base

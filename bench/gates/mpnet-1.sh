@@ -28,6 +28,7 @@ $PY -m qa.training.export runs/mpnet-1/final models/reader-mpnet | tee "$R/expor
 $PY -m qa.readers mpnet
 for m in models/reader-mpnet models/reader; do
   n=$(basename $m)
+  [ -s "$R/squad1-sample1000-$n.json" ] && continue  # minilm-8's side may have been measured already
   $PY -m qa.training.evaluate --model $m --sets squad1 --sample 1000 --sample-seed 0 --max-length 256 --stride 96 \
     --no-bf16 --out "$R/squad1-sample1000-$n.json" > /dev/null
 done
@@ -35,6 +36,7 @@ $PY -m qa.training.calibrate --model models/reader-mpnet --per-kind 300 --no-bf1
   > "$R/calibrate.txt"
 for s in ../shared/eval/article_dev_qa.jsonl bench/data/article_test_qa.jsonl bench/data/article_final_qa.jsonl; do
   for r in mpnet minilm; do
+    [ -s "$R/article-$(basename $s .jsonl)-$r.json" ] && continue
     QA_USE_BF16=0 .venv/bin/qa eval "$s" --reader $r --json > "$R/article-$(basename $s .jsonl)-$r.json"
   done
 done
