@@ -201,3 +201,17 @@ def test_an_adapter_over_an_unknown_base_is_refused_clearly(tiny_adapter):
     (tiny_adapter / "adapter_config.json").write_text(json.dumps(config))
     with pytest.raises(ReaderError, match="names the base 'some-hub/model-not-here'"):
         Reader.load(tiny_adapter)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (NAMED_READERS["mpnet"] / "adapter_model.safetensors").exists(), reason="mpnet not shipped")
+def test_the_shipped_mpnet_reader_answers_with_a_cited_span(monkeypatch):
+    from qa import Assistant
+
+    monkeypatch.delenv("QA_CACHE_DIR")  # the merged model of the set-up's cache, not a new merge per test
+    assistant = Assistant.load(reader="mpnet")
+    assert assistant.info()["reader"] == "mpnet" and assistant.info()["reader_version"] == "mpnet-1"
+    answer = assistant.ask("Who is the commander of the Quds Force?")
+    assert answer.text == "Qassem Suleimani"
+    quote = answer.citations[0]
+    assert assistant.source(quote.source_id).text[quote.start:quote.end] == "Qassem Suleimani"
