@@ -29,13 +29,25 @@ def _embed_passages(embedder: Embedder, passages: list[Passage], sources: dict[s
     return embedder.encode(texts, progress=progress)
 
 
+def chunk_and_embed(sources: list[Source], embedder: Embedder, chunking: dict,
+                    progress: bool = False) -> tuple[list[Passage], np.ndarray]:
+    """The passages of ``sources`` (in source order) and one unit vector per passage: the local engine.
+
+    Another engine (``qa.ray_engine``) runs this same function on batches of sources elsewhere and puts the
+    results back in this order, so the index it gives is the one this gives.
+    """
+    passages = [p for src in sources
+                for p in chunk_source(src, chunking["chunk_tokens"], chunking["overlap_tokens"], embedder.count_tokens)]
+    return passages, _embed_passages(embedder, passages, {s.id: s for s in sources}, progress)
+
+
 def _vectors_of(index: Index) -> np.ndarray:
     n = index.vectors.ntotal
     return index.vectors.reconstruct_n(0, n) if n else np.zeros((0, index.dimension), np.float32)
 
 
 def build(sources: list[Source], embedder: Embedder, chunk_tokens: int = 120, overlap_tokens: int = 40,
-          progress: bool = False) -> Index:
+          progress: bool = False, engine=None) -> Index:
     """A new index over ``sources`` (duplicates by content id are kept once).
 
     Args:
@@ -43,18 +55,20 @@ def build(sources: list[Source], embedder: Embedder, chunk_tokens: int = 120, ov
         embedder: encodes passages; its tokenizer sizes them.
         chunk_tokens, overlap_tokens: passage size and overlap in tokens.
         progress: show a progress bar while encoding.
+        engine: chunks and embeds the new sources, as :func:`chunk_and_embed` (the default) does.
     """
     empty = Index({}, [], make_faiss(np.zeros((0, embedder.dimension), np.float32)), embedder.name,
                   embedder.dimension, {"chunk_tokens": chunk_tokens, "overlap_tokens": overlap_tokens})
-    return add(empty, sources, embedder, progress=progress)[0]
+    return add(empty, sources, embedder, progress=progress, engine=engine)[0]
 
 
 def add(index: Index, sources: list[Source], embedder: Embedder, progress: bool = False,
-        replace_origin: bool = True) -> tuple[Index, dict[str, list[str]]]:
+        replace_origin: bool = True, engine=None) -> tuple[Index, dict[str, list[str]]]:
     """A copy of ``index`` with ``sources`` added.
 
     A source whose content is already indexed is left as it is; a source from an origin (path or URL)
-    that is indexed with other content replaces that older version.
+    that is indexed with other content replaces that older version. ``engine`` chunks and embeds the new
+    sources: :func:`chunk_and_embed` here by default, or ``qa.ray_engine.RayEngine`` on a Ray cluster.
 
     Returns:
         The new index and what happened: ``{"added": [...], "unchanged": [...], "replaced": [...]}`` (titles/origins).
@@ -78,10 +92,9 @@ def add(index: Index, sources: list[Source], embedder: Embedder, progress: bool 
     base = remove(index, drop) if drop else index
     if not new_sources:
         return base, report
-    passages = [p for src in new_sources.values()
-                for p in chunk_source(src, chunking["chunk_tokens"], chunking["overlap_tokens"], embedder.count_tokens)]
+    passages, new_vectors = (engine or chunk_and_embed)(list(new_sources.values()), embedder, chunking, progress)
     all_sources = {**base.sources, **new_sources}
-    vectors = np.concatenate([_vectors_of(base), _embed_passages(embedder, passages, all_sources, progress)])
+    vectors = np.concatenate([_vectors_of(base), new_vectors])
     log.info("indexed %d new passages from %d sources", len(passages), len(new_sources))
     return Index(all_sources, base.passages + passages, make_faiss(vectors), base.embedder, base.dimension,
                  dict(chunking)), report

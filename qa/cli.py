@@ -177,9 +177,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from qa.web import launch
 
-    demo = launch(index_dir=args.index, host=args.host, port=args.port, quiet=not args.loud, prevent_thread_lock=True)
-    logging.getLogger("qa.web").info("the chat is at %s (Ctrl+C stops it)", demo.local_url)
-    demo.block_thread()
+    served = None
+    if getattr(args, "engine", "local") == "ray":  # the questions go to Ray Serve replicas (qa.serving)
+        from qa.serving import serve_assistant
+
+        served = serve_assistant(args.index, replicas=args.replicas or 2, address=args.ray_address,
+                                 quiet=not args.loud)
+    elif getattr(args, "replicas", None) or getattr(args, "ray_address", None):
+        from qa.config import ConfigError
+
+        raise ConfigError("--replicas and --ray-address go with --engine ray")
+    try:
+        demo = launch(index_dir=args.index, host=args.host, port=args.port, quiet=not args.loud,
+                      prevent_thread_lock=True, assistant=served)
+        logging.getLogger("qa.web").info("the chat is at %s (Ctrl+C stops it)", demo.local_url)
+        demo.block_thread()
+    finally:
+        if served is not None:
+            served.close()
     return 0
 
 
@@ -247,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("serve", help="start the web chat"))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="answer in this process (local, the default) or on Ray Serve replicas (ray; see docs/ray.md)")
+    p.add_argument("--replicas", type=int, metavar="N", help="Ray Serve replicas of the assistant (default 2)")
+    p.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster (default: a local Ray for this command)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("train-reader", help="train the extractive reader on SQuAD (hours of CPU)", add_help=False)
