@@ -4,7 +4,7 @@ What it does:
 
 1. Starts the app (``python app.py --port FREE_PORT``, the shipped index and reader unless ``--index`` /
    ``QA_READER`` say otherwise) in a subprocess, or connects to a running one with ``--url``.
-2. Plans ``--sessions`` sessions of ``--questions`` questions each. A session is a series of short
+2. Plans ``--users`` chat users (each a browser session) of ``--questions`` questions each. A session is a series of short
    conversations: an opening question that names someone ("Who is the commander of the Quds Force?"),
    then follow-ups whose wording is the same in every conversation ("Who does he report to?", "What is his
    position?", ...). A follow-up is only answerable from the session's own history, so a history leaking
@@ -25,7 +25,7 @@ What it does:
 Run (the full one: 20 x 50 = 1,000 questions; a few minutes on 2 idle cores)::
 
     .venv/bin/python bench/load.py
-    .venv/bin/python bench/load.py --sessions 4 --questions 5                 # quick check
+    .venv/bin/python bench/load.py --users 4 --questions 5                    # quick check
     .venv/bin/python bench/load.py --url http://127.0.0.1:7860/ --pid 12345   # a running app
 
 Exit status 0 when every check passed, 1 otherwise. ``--json PATH`` also writes the results.
@@ -465,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid", type=int, help="the server's process id, for its memory (default: the app started, "
                         "or the process listening on the --url port)")
     parser.add_argument("--index", help="index directory for the started app (default: the shipped index/)")
-    parser.add_argument("--sessions", type=int, default=20, help="concurrent sessions (default 20)")
+    parser.add_argument("--users", "--sessions", dest="sessions", metavar="N", type=int, default=20,
+                        help="concurrent chat users, each with its own browser session (default 20)")
     parser.add_argument("--questions", type=int, default=50, help="questions per session (default 50)")
     parser.add_argument("--conversation-length", type=int, default=5,
                         help=f"turns per conversation, the opener included (1-{1 + len(FOLLOW_UPS)}, default 5)")

@@ -118,7 +118,8 @@ def mpnet_part_paths() -> list[Path]:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) while the block runs: one assembler or merger at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -206,7 +207,7 @@ def mpnet_base_dir(verify: bool = False) -> Path:
     marker = dest / "ASSEMBLED.json"
     if marker.is_file() and not verify and (dest / "model.safetensors").stat().st_size == MPNET_SIZE:
         return dest
-    with _locked(cache_root() / ".mpnet.lock"):
+    with locked(cache_root() / ".mpnet.lock"):
         if marker.is_file() and (dest / "model.safetensors").is_file():
             digest = sha256_file(dest / "model.safetensors") if verify else MPNET_SHA256
             if digest == MPNET_SHA256 and (dest / "model.safetensors").stat().st_size == MPNET_SIZE:

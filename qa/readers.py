@@ -22,7 +22,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from qa.base_models import BaseModelError, MPNET_SHA256, _locked, cache_root, mpnet_base_dir, sha256_file
+from qa.base_models import BaseModelError, MPNET_SHA256, locked, cache_root, mpnet_base_dir, sha256_file
 from qa.config import DEFAULT_READER_DIR, REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def merged_reader(folder: str | Path) -> Path:
     dest = cache_root() / "merged" / f"{folder.name}-{digest.hexdigest()[:16]}"
     if (dest / "MERGED.json").is_file():
         return dest
-    with _locked(cache_root() / ".merge.lock"):
+    with locked(cache_root() / ".merge.lock"):
         if (dest / "MERGED.json").is_file():
             return dest
         log.info("merging the adapter %s into %s (once; kept in %s)", folder, base, dest)
