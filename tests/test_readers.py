@@ -210,7 +210,7 @@ def test_the_shipped_mpnet_reader_answers_with_a_cited_span(monkeypatch):
 
     monkeypatch.delenv("QA_CACHE_DIR")  # the merged model of the set-up's cache, not a new merge per test
     assistant = Assistant.load(reader="mpnet")
-    assert assistant.info()["reader"] == "mpnet" and assistant.info()["reader_version"] == "mpnet-1"
+    assert assistant.info()["reader"] == "mpnet" and assistant.info()["reader_version"] == "mpnet-2"
     answer = assistant.ask("Who is the commander of the Quds Force?")
     assert answer.text == "Qassem Suleimani"
     quote = answer.citations[0]
