@@ -27,6 +27,11 @@ Run (the full one: 20 x 50 = 1,000 questions; a few minutes on 2 idle cores)::
     .venv/bin/python bench/load.py
     .venv/bin/python bench/load.py --users 4 --questions 5                    # quick check
     .venv/bin/python bench/load.py --url http://127.0.0.1:7860/ --pid 12345   # a running app
+    .venv/bin/python bench/load.py --json runs/load-local.json                # then the same on Ray Serve:
+    .venv/bin/python bench/load.py --engine ray --replicas 2 --expect runs/load-local.json
+
+With ``--engine ray`` the started app is ``qa serve --engine ray``: the memory sampled is the web process's
+(the driver's), not the replicas'. ``--expect`` compares the single-user replies with another run's.
 
 Exit status 0 when every check passed, 1 otherwise. ``--json PATH`` also writes the results.
 """
@@ -222,9 +227,17 @@ def wait_ready(url: str, proc: subprocess.Popen | None, timeout: float) -> None:
     raise RuntimeError(f"the app at {url} was not ready within {timeout:.0f} s")
 
 
-def start_app(index: str | None, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_app(index: str | None, log_path: Path, engine: str = "local",
+              replicas: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Start the web app on a free port: ``app.py``, or ``qa serve --engine ray --replicas N`` for Ray Serve."""
     port = free_port()
-    cmd = [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
+    if engine == "ray":
+        cmd = [str(Path(sys.executable).parent / "qa"), "serve", "--engine", "ray",
+               "--host", "127.0.0.1", "--port", str(port)]
+        if replicas:
+            cmd += ["--replicas", str(replicas)]
+    else:
+        cmd = [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
     if index:
         cmd += ["--index", index]
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
@@ -348,9 +361,22 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
+def comparable_reply(reply: str | None) -> str | None:
+    """A reply with its numbers rounded to 3 decimals, to compare two servers whose float rounding may differ
+    (a Ray Serve replica runs torch with one thread, the single-process app with two)."""
+    if reply is None:
+        return None
+    return re.sub(r"-?\d+\.\d{4,}(?:e-?\d+)?", lambda m: f"{float(m.group()):.3f}", reply)
+
+
 def run(url: str, *, sessions: int = 20, questions: int = 50, length: int = 5, mode: str = "mixed",
-        pid: int | None = None, max_rss_growth_mb: float | None = None, log=print) -> Result:
-    """Reference pass, then the concurrent pass against ``url``; checks and measurements in a :class:`Result`."""
+        pid: int | None = None, max_rss_growth_mb: float | None = None, expect: dict[str, str] | None = None,
+        log=print) -> Result:
+    """Reference pass, then the concurrent pass against ``url``; checks and measurements in a :class:`Result`.
+
+    ``expect`` (from another run's ``replies``) also checks every reference reply against that run's reply to the
+    same question and history, numbers rounded to 3 decimals: the same answers from another server.
+    """
     length = max(1, min(length, 1 + len(FOLLOW_UPS)))
     plans = {s: plan_session(s, questions, length) for s in range(sessions)}
     modes = {s: session_mode(s, mode) for s in range(sessions)}
@@ -401,6 +427,17 @@ def run(url: str, *, sessions: int = 20, questions: int = 50, length: int = 5, m
 
     # 3. Checks.
     failures = list(reference_errors)
+    replies = {f"{m}|{k}|{t}": reply for (m, k, t), reply in sorted(reference.items())}
+    expected_mismatches = None
+    if expect is not None:
+        expected_mismatches = 0
+        for key, reply in replies.items():
+            if key not in expect:
+                failures.append(f"reference {key}: not in the expected replies (run both with the same plan)")
+                expected_mismatches += 1
+            elif comparable_reply(reply) != comparable_reply(expect[key]):
+                failures.append(f"reference {key}: the reply differs from the expected server's")
+                expected_mismatches += 1
     latencies, errors, mismatches = [], 0, 0
     for s, records in results.items():
         for record in records:
@@ -421,7 +458,8 @@ def run(url: str, *, sessions: int = 20, questions: int = 50, length: int = 5, m
         "mode": mode, "questions": total, "follow_ups": sum(1 for p in plans.values() for st in p if st.turn > 0),
         "reference_questions": n_reference, "reference_seconds": reference_seconds,
         "wall_seconds": wall, "throughput_qps": total / wall if wall else float("nan"),
-        "errors": errors, "mismatches": mismatches,
+        "errors": errors, "mismatches": mismatches, "expected_compared": None if expect is None else len(replies),
+        "expected_mismatches": expected_mismatches, "replies": replies,
         "leak_sensitive_follow_ups": len(sensitive), "comparable_follow_ups": len(comparable),
         "latency_ms": {"p50": 1000 * percentile(latencies, 50), "p95": 1000 * percentile(latencies, 95),
                        "max": 1000 * max(latencies, default=float("nan")),
@@ -439,6 +477,8 @@ def report(result: Result) -> str:
         f"({s['follow_ups']} follow-ups; mode {s['mode']}) in {s['wall_seconds']:.1f} s, "
         f"{s['throughput_qps']:.2f} questions/s",
         f"errors {s['errors']}, replies different from the single-user reply {s['mismatches']}",
+        *([f"single-user replies compared with the expected server's: {s['expected_compared']}, different "
+           f"{s['expected_mismatches']}"] if s.get("expected_compared") is not None else []),
         f"leak check: {s['leak_sensitive_follow_ups']} of {s['comparable_follow_ups']} follow-up positions get "
         "different single-user replies in different conversations (a leaked history would show there)",
         f"latency per question: p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, max {lat['max']:.0f} ms",
@@ -476,8 +516,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="fail when the server's RSS grows more than this from 20%% of the questions to the end "
                              "(default 100; negative: no check)")
     parser.add_argument("--startup-timeout", type=float, default=600.0, help="seconds to wait for the app to start")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON (the replies included)")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="the started app: app.py (local, default) or qa serve --engine ray (Ray Serve)")
+    parser.add_argument("--replicas", type=int, metavar="N", help="Ray Serve replicas for --engine ray (default 2)")
+    parser.add_argument("--expect", metavar="JSON",
+                        help="another run's --json: its single-user replies must equal this run's (numbers to 3 "
+                             "decimals), e.g. the single-process app's for a Ray Serve run")
     args = parser.parse_args(argv)
+    expect = None
+    if args.expect:
+        try:
+            expect = json.loads(Path(args.expect).read_text(encoding="utf-8"))["replies"]
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"load.py: error: cannot read the expected replies from {args.expect}: {exc}", file=sys.stderr)
+            return 1
 
     proc = None
     tmp = tempfile.TemporaryDirectory(prefix="qa-load-")
@@ -493,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
                 pid = listener_pid(port) if port else None
             wait_ready(url, None, 30)
         else:
-            proc, url = start_app(args.index, log_path)
+            proc, url = start_app(args.index, log_path, args.engine, args.replicas)
             print(f"starting the app at {url} (pid {proc.pid}) ...", flush=True)
             started = time.perf_counter()
             wait_ready(url, proc, args.startup_timeout)
@@ -501,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
             pid = args.pid or proc.pid
         growth = args.max_rss_growth_mb if args.max_rss_growth_mb >= 0 else None
         result = run(url, sessions=args.sessions, questions=args.questions, length=args.conversation_length,
-                     mode=args.mode, pid=pid, max_rss_growth_mb=growth)
+                     mode=args.mode, pid=pid, max_rss_growth_mb=growth, expect=expect)
     except (RuntimeError, OSError) as exc:
         print(f"load.py: error: {exc}", file=sys.stderr)
         if proc is not None and log_path.exists():

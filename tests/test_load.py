@@ -86,3 +86,33 @@ def test_plans_alternate_endpoints_and_start_on_different_conversations():
     assert first[1].question == second[1].question  # the same follow-up, about someone else
     assert first[2].history == [first[0].question, first[1].question]
     assert [load.session_mode(s, "mixed") for s in range(4)] == ["chat", "ask", "chat", "ask"]
+
+
+def test_replies_are_checked_against_another_servers_run(app_url, tmp_path, capsys):
+    load = _bench_load()
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    args = ["--url", app_url, "--sessions", "2", "--questions", "3", "--conversation-length", "2",
+            "--max-rss-growth-mb", "-1"]
+    assert load.main([*args, "--json", str(first)]) == 0
+    replies = json.loads(first.read_text(encoding="utf-8"))["replies"]
+    assert replies and all(r for r in replies.values())
+    assert load.main([*args, "--expect", str(first), "--json", str(second)]) == 0
+    result = json.loads(second.read_text(encoding="utf-8"))
+    assert result["expected_compared"] == len(replies) and result["expected_mismatches"] == 0
+
+    doctored = dict(replies)
+    key = sorted(doctored)[0]
+    doctored[key] = doctored[key] + " (another answer)"
+    (tmp_path / "doctored.json").write_text(json.dumps({"replies": doctored}), encoding="utf-8")
+    capsys.readouterr()
+    assert load.main([*args, "--expect", str(tmp_path / "doctored.json")]) == 1
+    printed = capsys.readouterr().out
+    assert f"reference {key}: the reply differs from the expected server's" in printed
+
+
+def test_replies_compare_their_numbers_to_three_decimals():
+    load = _bench_load()
+    assert load.comparable_reply('{"score": 0.123456}') == load.comparable_reply('{"score": 0.1234559}')
+    assert load.comparable_reply('{"score": 0.1234}') != load.comparable_reply('{"score": 0.1254}')
+    assert load.comparable_reply("in 2011, 3.5 km") == "in 2011, 3.5 km"
+    assert load.comparable_reply(None) is None
