@@ -25,7 +25,7 @@ from _common import DEV_QA, add_common_args, environment, set_threads, setup_log
 
 # (label, file name ending, function name): the calls counted per question.
 COUNTED = [
-    ("reader batches", "reader.py", "_forward"),
+    ("reader batches", "reader.py", "forward_windows"),
     ("tokenizer calls (any)", "tokenization_utils_base.py", "__call__"),
     ("FAISS searches", "class_wrappers.py", "replacement_search"),
     ("BM25 queries", "retrieval.py", "bm25"),

@@ -225,7 +225,7 @@ class Reader:
             return_offsets_mapping=True,
             padding=False,
         )
-        start_logits, end_logits = self._forward(enc)
+        start_logits, end_logits = self.forward_windows(enc)
         for w, pair_i in enumerate(enc["overflow_to_sample_mapping"]):
             qi, pi, _, passage = pairs[pair_i]
             seq = enc.sequence_ids(w)
@@ -260,8 +260,14 @@ class Reader:
         log.info("question of %d tokens cut to %d for the reader", len(enc["input_ids"]), self.max_question_tokens)
         return question[:end].rstrip()
 
-    def _forward(self, enc) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Run every window through the model in length-sorted batches; float32 logits per window."""
+    def forward_windows(self, enc) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Run every window of a tokenizer encoding through the model in length-sorted batches.
+
+        Args:
+            enc: the tokenizer's output for question/passage pairs (``input_ids``, optionally ``token_type_ids``).
+        Returns:
+            Float32 start logits and end logits, one array per window, in the encoding's order.
+        """
         import torch
 
         n = len(enc["input_ids"])

@@ -147,12 +147,21 @@ def make_removal_negatives(examples: list[Example], fraction: float, seed: int) 
 
 @dataclass
 class Features:
-    """Tokenised training windows, ragged: ``input_ids[i]`` has its own length."""
+    """Tokenised training windows, ragged: ``input_ids[i]`` has its own length.
+
+    With ``featurize(..., with_offsets=True)`` also, per window, the index of its example
+    (``example_index``) and each token's character span in the context (``char_offsets``, shape
+    ``(tokens, 2)``; ``-1, -1`` for the question and special tokens): what distillation needs to put a
+    teacher's character-level scores onto the student's tokens.
+    """
 
     input_ids: list[np.ndarray]
     token_type_ids: list[np.ndarray]
     start_positions: np.ndarray
     end_positions: np.ndarray
+    example_index: np.ndarray | None = None
+    char_offsets: list[np.ndarray] | None = None
+    teacher: object | None = None  # qa.training.teacher.TeacherTargets when distilling
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -166,6 +175,7 @@ def featurize(
     keep_cut_fraction: float = 0.3,
     seed: int = 0,
     batch_size: int = 1000,
+    with_offsets: bool = False,
 ) -> Features:
     """Tokenise examples into labelled windows.
 
@@ -176,10 +186,13 @@ def featurize(
         stride: tokens shared by neighbouring windows of one context.
         keep_cut_fraction: share of answerable-question windows that miss the answer to keep (as no-answer).
         seed: for the sampling of such windows.
+        with_offsets: also record each window's example index and its tokens' character spans.
     Returns:
         The windows with start/end labels (0 and 0 for no answer).
     """
     rng = random.Random(seed)
+    example_out: list[int] = []
+    offsets_out: list[np.ndarray] = []
     ids_out: list[np.ndarray] = []
     tt_out: list[np.ndarray] = []
     starts: list[int] = []
@@ -215,7 +228,43 @@ def featurize(
             tt_out.append(np.asarray(tt, dtype=np.int8))
             starts.append(start_pos)
             ends.append(end_pos)
-    return Features(ids_out, tt_out, np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64))
+            if with_offsets:
+                example_out.append(b + ex_i)
+                spans = np.asarray(offsets, dtype=np.int32).reshape(-1, 2)
+                spans[np.asarray([sid != 1 for sid in seq_ids])] = -1
+                offsets_out.append(spans)
+    feats = Features(ids_out, tt_out, np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64))
+    if with_offsets:
+        feats.example_index = np.asarray(example_out, dtype=np.int64)
+        feats.char_offsets = offsets_out
+    return feats
+
+
+def training_examples(train_file: str | Path, limit: int | None, offset: int, seed: int, negative_fraction: float,
+                      removal_fraction: float) -> list[Example]:
+    """The examples a training run learns from: its questions, then their paired and answer-deleted negatives.
+
+    Args:
+        train_file: a SQuAD v1.1 JSON file.
+        limit: a seeded sample of this many questions (None: all), starting at ``offset`` of the seeded order,
+            so that a later run with a further ``offset`` (and the same ``seed``) gets questions this one did not.
+        offset: where the sample starts in the seeded order.
+        seed: for the sample and the negatives.
+        negative_fraction: share of the questions paired with another paragraph of their article.
+        removal_fraction: share of the questions whose answer sentence is deleted.
+    Returns:
+        Questions in file order, then the negatives.
+    """
+    examples = load_squad(train_file)
+    if limit is not None:
+        order = list(range(len(examples)))
+        random.Random(seed).shuffle(order)
+        examples = [examples[i] for i in sorted(order[offset : offset + limit])]
+    negatives = make_negatives(examples, negative_fraction, seed)
+    removals = make_removal_negatives(examples, removal_fraction, seed)
+    log.info("%d questions, %d paired negatives, %d answer-deleted negatives", len(examples), len(negatives),
+             len(removals))
+    return examples + negatives + removals
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int = 0) -> list[list[int]]:

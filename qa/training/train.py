@@ -5,6 +5,10 @@ on CPU, length-bucketed batches (dynamic padding). The output folder gets ``chec
 optimiser, scheduler and step, rewritten every ``--save-every`` steps) and, at the end, the final
 model saved with ``save_pretrained`` (safetensors) plus its tokenizer.
 
+Distillation: with ``--teacher DIR`` (outputs of ``python -m qa.training.teacher``) the loss is
+``(1 - distil_weight) * gold + distil_weight * T² * KL(teacher_T || student_T)`` over the start and end
+distributions (no-answer position included), T = ``--temperature``.
+
 Run: ``qa train-reader --out runs/reader`` (see ``--help``); rerunning the same command resumes.
 """
 
@@ -23,14 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import DEFAULT_EMBEDDER, SHARED_DIR, resolve_embedder
-from qa.training.data import (
-    Features,
-    bucketed_batches,
-    featurize,
-    load_squad,
-    make_negatives,
-    make_removal_negatives,
-)
+from qa.training.data import Features, bucketed_batches, featurize, training_examples
 
 log = logging.getLogger(__name__)
 
@@ -66,29 +63,32 @@ class TrainConfig:
     lora_targets: str = "q,k,v,o,dense"
     snapshot_every: int = 0
     stop_at: int = 0
+    teacher: str = ""
+    distil_weight: float = 0.5
+    temperature: float = 2.0
 
 
 def prepare(cfg: TrainConfig, tokenizer) -> Features:
-    """Load the data and build the training windows (answerable, answer-cut, paired and answer-deleted negatives)."""
-    examples = load_squad(cfg.train_file)
-    if cfg.limit is not None:
-        # A seeded sample, so that a later run with --offset trains on questions this one did not see.
-        order = list(range(len(examples)))
-        random.Random(cfg.seed).shuffle(order)
-        examples = [examples[i] for i in sorted(order[cfg.offset : cfg.offset + cfg.limit])]
-    negatives = make_negatives(examples, cfg.negative_fraction, cfg.seed)
-    removals = make_removal_negatives(examples, cfg.removal_fraction, cfg.seed)
-    log.info("%d questions, %d paired negatives, %d answer-deleted negatives", len(examples), len(negatives),
-             len(removals))
-    negatives += removals
-    feats = featurize(examples + negatives, tokenizer, cfg.max_length, cfg.stride, cfg.keep_cut_fraction, cfg.seed)
+    """Load the data and build the training windows (answerable, answer-cut, paired and answer-deleted negatives).
+
+    With ``cfg.teacher``, the windows also carry what distillation needs (``example_index``, ``char_offsets``)
+    and ``feats.teacher`` holds the teacher's targets (:class:`qa.training.teacher.TeacherTargets`).
+    """
+    examples = training_examples(cfg.train_file, cfg.limit, cfg.offset, cfg.seed, cfg.negative_fraction,
+                                 cfg.removal_fraction)
+    feats = featurize(examples, tokenizer, cfg.max_length, cfg.stride, cfg.keep_cut_fraction, cfg.seed,
+                      with_offsets=bool(cfg.teacher))
     n_neg = int((feats.start_positions == 0).sum())
     log.info("%d windows (%d labelled no-answer)", len(feats), n_neg)
+    if cfg.teacher:
+        from qa.training.teacher import TeacherTargets
+
+        feats.teacher = TeacherTargets.for_windows(cfg.teacher, examples, feats, cfg.temperature)
     return feats
 
 
 def collate(feats: Features, idx: list[int], pad_id: int):
-    """Pad a batch of windows to its longest member."""
+    """Pad a batch of windows to its longest member (with the teacher's targets, when distilling)."""
     import torch
 
     width = max(len(feats.input_ids[i]) for i in idx)
@@ -100,13 +100,46 @@ def collate(feats: Features, idx: list[int], pad_id: int):
         ids[row, :n] = torch.from_numpy(feats.input_ids[i].astype(np.int64))
         tt[row, :n] = torch.from_numpy(feats.token_type_ids[i].astype(np.int64))
         mask[row, :n] = 1
-    return {
+    batch = {
         "input_ids": ids,
         "token_type_ids": tt,
         "attention_mask": mask,
         "start_positions": torch.from_numpy(feats.start_positions[idx]),
         "end_positions": torch.from_numpy(feats.end_positions[idx]),
     }
+    teacher = feats.teacher
+    if teacher is not None:
+        start, end, has = teacher.batch(idx, width)
+        batch["teacher"] = (torch.from_numpy(start), torch.from_numpy(end), torch.from_numpy(has))
+    return batch
+
+
+def distillation_loss(start_logits, end_logits, mask, teacher, temperature: float):
+    """KL divergence from the teacher's softened start and end distributions to the student's, times T².
+
+    Args:
+        start_logits, end_logits: the student's logits, ``(batch, width)``.
+        mask: 1 for the window's tokens, 0 for padding.
+        teacher: ``(start_probs, end_probs, has_teacher)`` from :meth:`TeacherTargets.batch`; rows without
+            a teacher record add nothing.
+        temperature: the softening both sides share.
+    Returns:
+        The mean over rows with a teacher of (KL(start) + KL(end)) / 2, scaled by ``temperature ** 2`` so that
+        its gradients keep their size as the temperature changes (Hinton et al., 2015); 0 when no row has one.
+    """
+    import torch
+
+    p_start, p_end, has = teacher
+    if not bool(has.any()):
+        return start_logits.new_zeros(())
+    total = 0.0
+    for logits, p in ((start_logits, p_start), (end_logits, p_end)):
+        logits = logits.float().masked_fill(mask == 0, -1e4) / temperature
+        log_q = torch.log_softmax(logits, dim=-1)
+        log_p = torch.log(p.clamp_min(1e-12))
+        kl = (p * (log_p - log_q)).sum(-1)  # positions where p is 0 add nothing
+        total = total + kl[has].mean()
+    return total / 2 * temperature**2
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -185,13 +218,24 @@ def train(cfg: TrainConfig) -> Path:
     first_step = step
     loss_avg = None
     window: list[float] = []
+    gold_window: list[float] = []
+    kl_window: list[float] = []
     history = open(out / "history.jsonl", "a", encoding="utf-8")
+    distilling = feats.teacher is not None
     while step < end:
         batch = collate(feats, plan[step], pad_id)
         if not with_token_types:
             del batch["token_type_ids"]
+        targets = batch.pop("teacher", None)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            loss = model(**batch).loss
+            output = model(**batch)
+        loss = output.loss
+        if distilling:
+            kl = distillation_loss(output.start_logits, output.end_logits, batch["attention_mask"], targets,
+                                   cfg.temperature)
+            gold_window.append(output.loss.item())
+            kl_window.append(kl.item())
+            loss = (1 - cfg.distil_weight) * output.loss + cfg.distil_weight * kl
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -204,9 +248,15 @@ def train(cfg: TrainConfig) -> Path:
         loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
         window.append(loss.item())
         if step % cfg.log_every == 0 or step == end:
-            history.write(json.dumps({"step": step, "loss": sum(window) / len(window)}) + "\n")
+            record = {"step": step, "loss": sum(window) / len(window)}
+            if distilling:  # the two parts of the loss: gold cross-entropy and the KL to the teacher
+                record["gold"] = sum(gold_window) / len(gold_window)
+                record["kl"] = sum(kl_window) / len(kl_window)
+            history.write(json.dumps(record) + "\n")
             history.flush()
             window.clear()
+            gold_window.clear()
+            kl_window.clear()
             rate = (step - first_step) / (time.time() - started)
             eta = (end - step) / rate if rate else float("inf")
             log.info("step %d/%d loss %.3f lr %.2e %.2f steps/s eta %.1f min", step, end, loss_avg,
