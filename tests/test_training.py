@@ -141,6 +141,47 @@ def test_export_allows_a_float16_answer_only_where_float32_scores_it_as_a_tie():
     assert compare_answers(full, half, tie=0.2) == {"checked": 4, "changed": 1, "ties": 2}
 
 
+XQUAD = REPO.parent / "shared" / "qa-data" / "xquad-en" / "xquad.en.json"
+
+
+def _tiny_adapter(tiny_reader_dir, folder):
+    """A LoRA adapter (rank 4, non-zero) over the tiny reader, saved float32 as training leaves one."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForQuestionAnswering
+
+    torch.manual_seed(3)
+    model = AutoModelForQuestionAnswering.from_pretrained(tiny_reader_dir, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"],
+                                             modules_to_save=["qa_outputs"]))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.05)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.skipif(not XQUAD.exists(), reason="needs ../shared/qa-data/xquad-en/xquad.en.json")
+def test_a_float16_adapter_ships_only_when_its_answers_match_the_float32_adapters(tmp_path, tiny_reader_dir,
+                                                                                  monkeypatch):
+    from safetensors import safe_open
+
+    from qa.training import export
+
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    src = _tiny_adapter(tiny_reader_dir, tmp_path / "trained")
+    result = export.export_adapter(src, tmp_path / "shipped", half=True, check=20)
+    assert result["dtype"] == "float16" and result["checked"] == 20 and result["changed"] == 0
+    with safe_open(str(tmp_path / "shipped" / "adapter_model.safetensors"), "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
+
+    monkeypatch.setattr(export, "compare_answers", lambda full, half, tie: {"checked": 20, "changed": 1, "ties": 0})
+    with pytest.raises(SystemExit, match="1 of 20 answers change with the float16 adapter"):
+        export.export_adapter(src, tmp_path / "refused", half=True, check=20)
+    assert not (tmp_path / "refused").exists() and not (tmp_path / "refused.export").exists()
+
+
 def _calibration_rows():
     """Answerable questions answered right with margins 3..6, unanswerable ones with margins 0..2.5."""
     rows, preds = [], []

@@ -7,8 +7,8 @@ ship when an answer changes, except where the float32 reader itself scores the t
 
 A LoRA adapter (a folder with ``adapter_config.json``) is shipped as it is, float32 (a few MB): its
 ``adapter_config.json`` names the packaged base (``all-mpnet-base-v2``) instead of the trainer's cache path,
-and the training config and history come along; ``--half`` stores it at float16 instead (half the bytes,
-for a checkpoint committed only so that training can resume elsewhere).
+and the training config and history come along; ``--half`` stores it at float16 instead (half the bytes),
+after the same answer check, both adapters merged into the base (``--check 0`` skips it).
 
 Run: ``python -m qa.training.export runs/reader-s2/final models/reader [--check 200]``
 """
@@ -101,11 +101,21 @@ def export(src: Path, dst: Path, check: int = 200, tie: float = 0.01) -> dict:
     return result
 
 
-def export_adapter(src: Path, dst: Path, half: bool = False) -> dict:
+def export_adapter(src: Path, dst: Path, half: bool = False, check: int = 0, tie: float = 0.01) -> dict:
     """Copy the adapter in ``src`` into ``dst`` with a portable base name (see the module's docstring).
 
+    Args:
+        src: the trained adapter (float32).
+        dst: the shipped reader folder.
+        half: store the weights at float16.
+        check: with ``half``, read this many XQuAD-en questions with the float32 and the float16 adapter (each
+            merged into its base) and refuse when an answer changes, ties aside (as :func:`export`).
+        tie: see :func:`compare_answers`.
     Returns:
-        ``{"tensors": n, "bytes": size of the weights written, "dtype": ...}``.
+        ``{"tensors": n, "bytes": size of the weights written, "dtype": ...}``, and with a check its
+        ``checked``, ``changed`` and ``ties``.
+    Raises:
+        SystemExit: answers changed at float16; nothing is written.
     """
     import torch
     from safetensors.torch import load_file, save_file
@@ -118,16 +128,32 @@ def export_adapter(src: Path, dst: Path, half: bool = False) -> dict:
     weights = load_file(src / ADAPTER_WEIGHTS)
     if half:
         weights = {k: (v.half() if v.is_floating_point() else v) for k, v in weights.items()}
-    dst.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in weights.items()}, dst / ADAPTER_WEIGHTS, metadata={"format": "pt"})
-    (dst / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+    staging = dst.with_name(dst.name + ".export")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in weights.items()}, staging / ADAPTER_WEIGHTS, metadata={"format": "pt"})
+    (staging / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
     for name in ("train_config.json", "history.jsonl"):
         for folder in (src, src.parent, src.parent.parent):
             if (folder / name).is_file():
-                shutil.copy2(folder / name, dst / name)
+                shutil.copy2(folder / name, staging / name)
                 break
-    return {"tensors": len(weights), "bytes": (dst / ADAPTER_WEIGHTS).stat().st_size,
-            "dtype": "float16" if half else str(next(iter(weights.values())).dtype).replace("torch.", "")}
+    result = {"tensors": len(weights), "bytes": (staging / ADAPTER_WEIGHTS).stat().st_size,
+              "dtype": "float16" if half else str(next(iter(weights.values())).dtype).replace("torch.", "")}
+    if half and check:
+        items = sample_questions(check)
+        full = Reader.load(str(src), use_bf16=False).read_many(items, top_k=20)
+        halved = Reader.load(str(staging), use_bf16=False).read_many(items, top_k=1)
+        result.update(compare_answers(full, halved, tie))
+        if result["changed"]:
+            shutil.rmtree(staging)
+            raise SystemExit(f"{result['changed']} of {len(items)} answers change with the float16 adapter (and "
+                             f"{result['ties']} ties flip); not exported")
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in staging.iterdir():
+        shutil.copy2(path, dst / path.name)
+    shutil.rmtree(staging)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,13 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tie", type=float, default=0.01,
                         help="an answer that changes between two spans float32 scores within this many logits "
                              "is a tie, reported but allowed (default 0.01)")
-    parser.add_argument("--half", action="store_true", help="an adapter: store it at float16 (default float32)")
+    parser.add_argument("--half", action="store_true", help="an adapter: store it at float16 (default float32), "
+                        "after the --check of its answers against the float32 adapter's")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     from qa.readers import is_adapter
 
     if is_adapter(args.src):
-        print(json.dumps(export_adapter(args.src, args.dst, args.half)))
+        print(json.dumps(export_adapter(args.src, args.dst, args.half, args.check, args.tie)))
         return 0
     args.dst.mkdir(parents=True, exist_ok=True)
     print(json.dumps(export(args.src, args.dst, args.check, args.tie)))
