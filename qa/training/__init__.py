@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 
 def add_bf16_option(parser: argparse.ArgumentParser) -> None:
@@ -16,3 +17,19 @@ def use_bf16(args: argparse.Namespace) -> bool:
     from qa.config import Settings
 
     return Settings.from_env(use_bf16=args.bf16).use_bf16
+
+
+def add_config_options(parser: argparse.ArgumentParser, config) -> argparse.ArgumentParser:
+    """One ``--option`` per field of the dataclass instance ``config``, its value the default.
+
+    Booleans get ``--x/--no-x``; a field whose default is None takes an integer.
+    """
+    for name, default in asdict(config).items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif default is None:
+            parser.add_argument(flag, type=int, default=None)
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
+    return parser

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import SHARED_DIR
+from qa.training import add_config_options
 from qa.training.data import Example, Features, training_examples
 
 log = logging.getLogger(__name__)
@@ -347,15 +348,7 @@ def load(folder: str | Path) -> dict[str, np.ndarray]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m qa.training.teacher", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, default in asdict(TeacherConfig()).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        elif default is None:
-            parser.add_argument(flag, type=int, default=None)
-        else:
-            parser.add_argument(flag, type=type(default), default=default)
-    return parser
+    return add_config_options(parser, TeacherConfig())
 
 
 def main(argv: list[str] | None = None) -> int:

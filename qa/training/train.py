@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import DEFAULT_EMBEDDER, SHARED_DIR, resolve_embedder
+from qa.training import add_config_options
 from qa.training.data import Features, bucketed_batches, featurize, training_examples
 
 log = logging.getLogger(__name__)
@@ -334,15 +335,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     """Arguments of ``qa train-reader``, one per :class:`TrainConfig` field."""
     parser = parser or argparse.ArgumentParser(prog="qa train-reader", description=__doc__,
                                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, default in asdict(TrainConfig()).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        elif default is None:
-            parser.add_argument(flag, type=int, default=None)
-        else:
-            parser.add_argument(flag, type=type(default), default=default)
-    return parser
+    return add_config_options(parser, TrainConfig())
 
 
 def main(argv: list[str] | None = None) -> int:
