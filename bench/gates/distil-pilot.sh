@@ -35,5 +35,7 @@ if [[ $step == all || $step == eval ]]; then
   done
 fi
 for f in "$R"/eval-*.json; do
-  [ -s "$f" ] && $PY -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['squad_v1.1_dev']; print(sys.argv[1], round(s['em'],2), round(s['f1'],2))" "$f"
+  if [ -s "$f" ]; then
+    $PY -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['squad_v1.1_dev']; print(sys.argv[1], round(s['em'],2), round(s['f1'],2))" "$f"
+  fi
 done | tee "$R/result.txt"
