@@ -215,16 +215,7 @@ class Reader:
         nulls = [float("inf")] * len(items)
         if not pairs:
             return [Reading([], n, c) for n, c in zip(nulls, cut)]
-        enc = self.tokenizer(
-            [q for _, _, q, _ in pairs],
-            [p for _, _, _, p in pairs],
-            truncation="only_second",
-            max_length=self.max_length,
-            stride=self.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=False,
-        )
+        enc = self.encode([q for _, _, q, _ in pairs], [p for _, _, _, p in pairs])
         start_logits, end_logits = self.forward_windows(enc)
         for w, pair_i in enumerate(enc["overflow_to_sample_mapping"]):
             qi, pi, _, passage = pairs[pair_i]
@@ -259,6 +250,16 @@ class Reader:
         end = enc["offset_mapping"][self.max_question_tokens - 1][1]
         log.info("question of %d tokens cut to %d for the reader", len(enc["input_ids"]), self.max_question_tokens)
         return question[:end].rstrip()
+
+    def encode(self, questions: list[str], passages: list[str]):
+        """Question/passage pairs as the reader's windows (``max_length`` tokens, ``stride`` overlap).
+
+        Returns:
+            The tokenizer's encoding with ``overflow_to_sample_mapping`` and ``offset_mapping``, unpadded.
+        """
+        return self.tokenizer(questions, passages, truncation="only_second", max_length=self.max_length,
+                              stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+                              padding=False)
 
     def forward_windows(self, enc) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Run every window of a tokenizer encoding through the model in length-sorted batches.

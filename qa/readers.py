@@ -89,6 +89,20 @@ def adapter_base(folder: str | Path) -> tuple[Path, str]:
     return make(), sha
 
 
+def adapter_digest(folder: str | Path, base_sha: str | None = None) -> str:
+    """sha256 identifying an adapter with its base: over the base's weights, the adapter's config and weights.
+
+    Args:
+        folder: the adapter folder.
+        base_sha: the base weights' sha256 when already known (default: :func:`adapter_base`'s).
+    """
+    folder = Path(folder)
+    digest = hashlib.sha256((base_sha or adapter_base(folder)[1]).encode())
+    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+        digest.update(sha256_file(folder / name).encode())
+    return digest.hexdigest()
+
+
 def merged_reader(folder: str | Path) -> Path:
     """The adapter in ``folder`` merged into its base, as a whole question-answering model folder (cached).
 
@@ -101,11 +115,7 @@ def merged_reader(folder: str | Path) -> Path:
     """
     folder = Path(folder)
     base, base_sha = adapter_base(folder)
-    digest = hashlib.sha256()
-    digest.update(base_sha.encode())
-    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
-        digest.update(sha256_file(folder / name).encode())
-    dest = cache_root() / "merged" / f"{folder.name}-{digest.hexdigest()[:16]}"
+    dest = cache_root() / "merged" / f"{folder.name}-{adapter_digest(folder, base_sha)[:16]}"
     if (dest / "MERGED.json").is_file():
         return dest
     with locked(cache_root() / ".merge.lock"):

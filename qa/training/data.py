@@ -267,6 +267,15 @@ def training_examples(train_file: str | Path, limit: int | None, offset: int, se
     return examples + negatives + removals
 
 
+# The run settings that decide which examples a run has (TrainConfig and TeacherConfig both carry them).
+SELECTION = ("train_file", "limit", "offset", "seed", "negative_fraction", "removal_fraction")
+
+
+def selected_examples(cfg) -> list[Example]:
+    """:func:`training_examples` for a run config with the :data:`SELECTION` fields."""
+    return training_examples(**{k: getattr(cfg, k) for k in SELECTION})
+
+
 def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int = 0) -> list[list[int]]:
     """Batches of similar length (little padding), in a shuffled order that depends only on seed and epoch.
 

@@ -26,7 +26,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -37,9 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.base_models import sha256_file
 from qa.config import SHARED_DIR
 from qa.training import add_config_options
-from qa.training.data import Example, Features, training_examples
+from qa.training.data import SELECTION, Example, Features, selected_examples
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -71,8 +71,7 @@ class TeacherConfig:
 
     def selection(self) -> dict:
         """The fields that decide which examples there are (a student run must use the same to find them)."""
-        return {k: getattr(self, k) for k in ("train_file", "limit", "offset", "seed", "negative_fraction",
-                                              "removal_fraction")}
+        return {k: getattr(self, k) for k in SELECTION}
 
 
 def example_key(ex: Example) -> int:
@@ -82,15 +81,11 @@ def example_key(ex: Example) -> int:
 
 def teacher_checksum(folder: str | Path) -> str:
     """sha256 identifying a reader's weights: a whole model's ``model.safetensors``, or an adapter with its base."""
-    from qa.base_models import sha256_file
-    from qa.readers import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_base, is_adapter
+    from qa.readers import adapter_digest, is_adapter
 
     folder = Path(folder)
     if is_adapter(folder):
-        digest = hashlib.sha256(adapter_base(folder)[1].encode())
-        for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
-            digest.update(sha256_file(folder / name).encode())
-        return digest.hexdigest()
+        return adapter_digest(folder)
     return sha256_file(folder / "model.safetensors")
 
 
@@ -118,9 +113,7 @@ def score_examples(reader, examples: list[Example], top_k: int) -> dict[str, np.
     }
     if not examples:
         return out
-    enc = reader.tokenizer([e.question.strip() for e in examples], [e.context for e in examples],
-                           truncation="only_second", max_length=reader.max_length, stride=reader.stride,
-                           return_overflowing_tokens=True, return_offsets_mapping=True, padding=False)
+    enc = reader.encode([e.question.strip() for e in examples], [e.context for e in examples])
     start_logits, end_logits = reader.forward_windows(enc)
     starts: list[dict[int, float]] = [{} for _ in examples]
     ends: list[dict[int, float]] = [{} for _ in examples]
@@ -148,10 +141,6 @@ def score_examples(reader, examples: list[Example], top_k: int) -> dict[str, np.
     return out
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
@@ -174,8 +163,7 @@ def run(cfg: TeacherConfig) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     folder = reader_folder(cfg.teacher)
-    examples = training_examples(cfg.train_file, cfg.limit, cfg.offset, cfg.seed, cfg.negative_fraction,
-                                 cfg.removal_fraction)
+    examples = selected_examples(cfg)
     shards = (len(examples) + cfg.shard_size - 1) // cfg.shard_size
     header = {
         "format": FORMAT,
@@ -197,13 +185,17 @@ def run(cfg: TeacherConfig) -> Path:
             raise TeacherError(f"{out} holds teacher outputs with another {', '.join(differ)}; give another --out "
                                "or delete that folder")
         done = old.get("done", {})
-    _write_json(manifest_path, {**header, "config": asdict(cfg), "done": done})
+
+    def save_manifest() -> None:
+        _write_json(manifest_path, {**header, "config": asdict(cfg), "done": done})
+
+    save_manifest()
 
     reader = Reader.load(folder, max_length=cfg.max_length, stride=cfg.stride, use_bf16=cfg.bf16, batch_size=32)
     started, computed = time.time(), 0
     for k in range(shards):
         path = out / f"shard-{k:05d}.npz"
-        if path.name in done and path.exists() and _sha256(path) == done[path.name]:
+        if path.name in done and path.exists() and sha256_file(path) == done[path.name]:
             continue
         if path.name in done:
             log.warning("%s is missing or damaged; computing it again", path)
@@ -212,8 +204,8 @@ def run(cfg: TeacherConfig) -> Path:
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **records)
         os.replace(tmp, path)
-        done[path.name] = _sha256(path)
-        _write_json(manifest_path, {**header, "config": asdict(cfg), "done": done})
+        done[path.name] = sha256_file(path)
+        save_manifest()
         computed += len(part)
         rate = computed / (time.time() - started)
         log.info("shard %d/%d: %d examples, %.1f examples/s", k + 1, shards, len(part), rate)
@@ -334,7 +326,7 @@ def load(folder: str | Path) -> dict[str, np.ndarray]:
     parts = []
     for k in range(manifest["shards"]):
         path = folder / f"shard-{k:05d}.npz"
-        if not path.exists() or _sha256(path) != manifest["done"][path.name]:
+        if not path.exists() or sha256_file(path) != manifest["done"][path.name]:
             raise TeacherError(f"{path} is missing or damaged: rerun the command in {folder / MANIFEST} "
                                "to compute it again")
         with np.load(path) as data:

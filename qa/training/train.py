@@ -28,7 +28,7 @@ import numpy as np
 
 from qa.config import DEFAULT_EMBEDDER, SHARED_DIR, resolve_embedder
 from qa.training import add_config_options
-from qa.training.data import Features, bucketed_batches, featurize, training_examples
+from qa.training.data import Features, bucketed_batches, featurize, selected_examples
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ def prepare(cfg: TrainConfig, tokenizer) -> Features:
     With ``cfg.teacher``, the windows also carry what distillation needs (``example_index``, ``char_offsets``)
     and ``feats.teacher`` holds the teacher's targets (:class:`qa.training.teacher.TeacherTargets`).
     """
-    examples = training_examples(cfg.train_file, cfg.limit, cfg.offset, cfg.seed, cfg.negative_fraction,
-                                 cfg.removal_fraction)
+    examples = selected_examples(cfg)
     feats = featurize(examples, tokenizer, cfg.max_length, cfg.stride, cfg.keep_cut_fraction, cfg.seed,
                       with_offsets=bool(cfg.teacher))
     n_neg = int((feats.start_positions == 0).sum())
