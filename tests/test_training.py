@@ -334,3 +334,18 @@ def test_lora_training_saves_a_small_adapter_that_resumes_and_loads_as_a_reader(
     assert train(cfg) == final  # resumes from the checkpoint: nothing left to do
     reader = Reader.load(final)
     assert reader.read("Who met Bob?", ["Alice met Bob in Paris."]).spans
+
+
+@pytest.mark.skipif(not XQUAD.exists(), reason="needs ../shared/qa-data/xquad-en/xquad.en.json")
+def test_evaluation_keeps_one_prediction_per_question_that_adds_up_to_the_report(tmp_path, tiny_reader_dir):
+    from qa.training import evaluate
+
+    out, preds = tmp_path / "report.json", tmp_path / "predictions.jsonl"
+    evaluate.main(["--model", str(tiny_reader_dir), "--sets", "xquad", "--limit", "6", "--no-bf16",
+                   "--out", str(out), "--predictions", str(preds)])
+    report = json.loads(out.read_text())["xquad_en"]
+    rows = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert [r["set"] for r in rows] == ["xquad.en"] * 6 and len({r["id"] for r in rows}) == 6
+    assert all(0.0 <= r["probability"] <= 1.0 and r["margin"] > float("-inf") for r in rows)
+    assert sum(r["f1"] for r in rows) * 100 / 6 == pytest.approx(report["f1"])
+    assert sum(r["em"] for r in rows) * 100 / 6 == pytest.approx(report["em"])

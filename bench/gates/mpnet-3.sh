@@ -42,7 +42,7 @@ if on calibrate && [ ! -s "$X/calibration.json" ]; then
 fi
 if on xquad && [ ! -s "$R/xquad-mpnet-3.json" ]; then
   $PY -m qa.training.evaluate --model "$X" --sets xquad --max-length 256 --stride 96 --no-bf16 \
-    --out "$R/xquad-mpnet-3.json" > /dev/null
+    --out "$R/xquad-mpnet-3.json" --predictions "$R/xquad-mpnet-3.jsonl" > /dev/null
 fi
 if on article; then
   for s in bench/data/article_test_qa.jsonl bench/data/article_final_qa.jsonl ../shared/eval/article_dev_qa.jsonl; do
@@ -55,7 +55,7 @@ if on article; then
 fi
 if on sample && [ ! -s "$R/squad1-sample1000-mpnet-3.json" ]; then  # a learning-curve point (mpnet-2's 86.07 was bf16)
   $PY -m qa.training.evaluate --model "$X" --sets squad1 --sample 1000 --sample-seed 0 --max-length 256 --stride 96 \
-    --no-bf16 --out "$R/squad1-sample1000-mpnet-3.json" > /dev/null
+    --no-bf16 --out "$R/squad1-sample1000-mpnet-3.json" --predictions "$R/squad1-sample1000-mpnet-3.jsonl" > /dev/null
 fi
 $PY - "$R" <<'EOF'
 import json, sys

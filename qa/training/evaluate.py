@@ -17,6 +17,7 @@ import random
 import time
 from pathlib import Path
 
+from qa.answer import softmax
 from qa.config import SHARED_DIR
 from qa.evaluation import score
 from qa.reader import Reader
@@ -43,23 +44,36 @@ def _gold_rows(path: Path, limit: int | None, sample: int | None = None, seed: i
     return rows[:limit] if limit else rows
 
 
-def predict(reader: Reader, rows: list[dict], batch: int = 32) -> list[tuple[str, float]]:
-    """(best span text, margin over no-answer) per row; ("", -inf) when no span was found."""
-    out: list[tuple[str, float]] = []
+def predict(reader: Reader, rows: list[dict], batch: int = 32) -> list[tuple[str, float, float]]:
+    """(best span text, margin over no-answer, probability) per row; ("", -inf, 0) when no span was found.
+
+    The probability is the best span's share of a softmax over the reader's 5 best spans and the no-answer
+    score, as the engine computes an answer's confidence (:func:`qa.answer.build_answer`).
+    """
+    out: list[tuple[str, float, float]] = []
     started = time.time()
     for b in range(0, len(rows), batch):
         part = rows[b : b + batch]
-        for reading in reader.read_many([(r["question"].strip(), [r["context"]]) for r in part], top_k=1):
-            out.append((reading.spans[0].text, reading.margin) if reading.spans else ("", float("-inf")))
+        for reading in reader.read_many([(r["question"].strip(), [r["context"]]) for r in part], top_k=5):
+            if reading.spans:
+                prob = softmax([s.score for s in reading.spans] + [reading.no_answer_score])[0]
+                out.append((reading.spans[0].text, reading.margin, prob))
+            else:
+                out.append(("", float("-inf"), 0.0))
         if (b // batch) % 20 == 0:
             log.info("%d/%d questions, %.1f q/s", len(out), len(rows), len(out) / (time.time() - started))
     return out
 
 
-def squad_v1(reader: Reader, path: Path, limit: int | None, sample: int | None = None, seed: int = 0) -> dict:
+def squad_v1(reader: Reader, path: Path, limit: int | None, sample: int | None = None, seed: int = 0,
+             predictions: list[dict] | None = None) -> dict:
+    """EM and F1 of the best span; with ``predictions``, one record per question is appended to it."""
     rows = _gold_rows(path, limit, sample, seed)
     preds = predict(reader, rows)
-    ems, f1s = zip(*(score(p, r["golds"]) for (p, _), r in zip(preds, rows)))
+    ems, f1s = zip(*(score(p, r["golds"]) for (p, _, _), r in zip(preds, rows)))
+    if predictions is not None:
+        predictions.extend({"set": path.stem, "id": r["id"], "prediction": p, "margin": m, "probability": prob,
+                            "em": em, "f1": f1} for (p, m, prob), r, em, f1 in zip(preds, rows, ems, f1s))
     return {"questions": len(rows), "em": 100 * sum(ems) / len(rows), "f1": 100 * sum(f1s) / len(rows)}
 
 
@@ -70,9 +84,9 @@ def squad_v2(reader: Reader, path: Path, limit: int | None) -> dict:
     test = [(p, r) for p, r in zip(preds, rows) if r["article"] % 2 == 1]
 
     def f1_at(pairs, threshold: float) -> float:
-        return sum(score(text if margin >= threshold else None, r["golds"])[1] for (text, margin), r in pairs)
+        return sum(score(text if margin >= threshold else None, r["golds"])[1] for (text, margin, _), r in pairs)
 
-    candidates = sorted({round(m, 2) for (_, m), _ in calib if m != float("-inf")})
+    candidates = sorted({round(m, 2) for (_, m, _), _ in calib if m != float("-inf")})
     best = max(candidates, key=lambda t: f1_at(calib, t)) if candidates else 0.0
     has = [(p, r) for p, r in test if r["golds"]]
     no = [(p, r) for p, r in test if not r["golds"]]
@@ -82,7 +96,7 @@ def squad_v2(reader: Reader, path: Path, limit: int | None) -> dict:
         "test_questions": len(test),
         "f1": 100 * f1_at(test, best) / max(1, len(test)),
         "has_ans_f1": 100 * f1_at(has, best) / max(1, len(has)),
-        "no_ans_accuracy": 100 * sum(m < best for (_, m), _ in no) / max(1, len(no)),
+        "no_ans_accuracy": 100 * sum(m < best for (_, m, _), _ in no) / max(1, len(no)),
         "f1_without_abstention": 100 * f1_at(test, float("-inf")) / max(1, len(test)),
     }
 
@@ -101,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stride", type=int, default=128)
     parser.add_argument("--token-spans", action="store_true",
                         help="let spans start or end inside a word (the decoding before 0.1.5)")
+    parser.add_argument("--predictions", help="also write one JSON line per SQuAD v1.1 / XQuAD question here: id, "
+                        "prediction, margin, probability, em, f1 (for bench/cascade.py)")
     add_bf16_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
@@ -111,13 +127,14 @@ def main(argv: list[str] | None = None) -> int:
                     "whole_words": not args.token_spans, "bf16": reader.use_bf16}
     sets = args.sets.split(",")
     started = time.time()
+    predictions: list[dict] | None = [] if args.predictions else None
     if "squad1" in sets:
         report["squad_v1.1_dev"] = squad_v1(reader, QA_DATA / "squad-v1.1" / "dev-v1.1.json", args.limit,
-                                             args.sample, args.sample_seed)
+                                             args.sample, args.sample_seed, predictions)
         log.info("SQuAD v1.1 dev: %s", report["squad_v1.1_dev"])
     if "xquad" in sets:
         report["xquad_en"] = squad_v1(reader, QA_DATA / "xquad-en" / "xquad.en.json", args.limit, args.sample,
-                                       args.sample_seed)
+                                       args.sample_seed, predictions)
         log.info("XQuAD-en: %s", report["xquad_en"])
     if "squad2" in sets:
         report["squad_v2.0_dev"] = squad_v2(reader, QA_DATA / "squad-v2.0" / "dev-v2.0.json", args.limit)
@@ -127,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
+    if predictions is not None:
+        Path(args.predictions).write_text("".join(json.dumps(p) + "\n" for p in predictions), encoding="utf-8")
     return 0
 
 
