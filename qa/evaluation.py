@@ -89,6 +89,17 @@ def evaluate_rows(rows: list[dict], assistant, k: int = 3) -> dict:
         predicted answer and it overlaps a gold answer), abstention precision/recall, latency p50/p95,
         and one row per question that missed.
     """
+    return summarize(answer_rows(rows, assistant, k), k)
+
+
+def answer_rows(rows: list[dict], assistant, k: int = 3) -> list[dict]:
+    """Ask each row's question (with its history) and score the answer: one result per row, in order.
+
+    Each result has the prediction (None when the engine abstained), its EM and F1, ``confidence`` (the
+    answer's probability, or for an abstention the probability the reader left for no answer), whether a
+    gold answer was in the top ``k`` passages (``recall``), whether the citation is right (``cited``) and the
+    ``seconds`` the question took.
+    """
     results = []
     for row in rows:
         started = time.perf_counter()
@@ -104,11 +115,12 @@ def evaluate_rows(rows: list[dict], assistant, k: int = 3) -> dict:
             c = answer.citations[0]
             src = assistant.source(c.source_id).text
             cited = src[c.start:c.end] == answer.text and any(f1_score(answer.text, g) > 0 for g in row["answers"])
+        confidence = answer.score if answer.text is not None else 1.0 - sum(c.probability for c in answer.candidates)
         results.append({"id": row["id"], "question": row["question"], "history": row["history"],
                         "gold": row["answers"], "prediction": answer.text, "score": answer.score,
-                        "em": em, "f1": f1, "recall": recall, "cited": cited, "seconds": seconds,
-                        "follow_up": bool(row["history"]), "query": answer.query})
-    return summarize(results, k)
+                        "confidence": confidence, "em": em, "f1": f1, "recall": recall, "cited": cited,
+                        "seconds": seconds, "follow_up": bool(row["history"]), "query": answer.query})
+    return results
 
 
 def _search_query(assistant, row: dict) -> str:
