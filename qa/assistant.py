@@ -23,7 +23,7 @@ from qa.embedding import Embedder
 from qa.followup import Query, Turn, needs_context, rewrite
 from qa.metadata import Card, document_card, name_the_author, refers_to_document
 from qa.reader import Reader
-from qa.readers import reader_card, reader_name
+from qa.readers import reader_card, reader_label, reader_name, reader_stages
 from qa.retrieval import Retriever
 from qa.types import Answer, ScoredPassage, Source
 
@@ -94,9 +94,12 @@ class Assistant:
     def __init__(self, index: index_store.Index, embedder: Embedder, reader: Reader | None,
                  settings: Settings) -> None:
         self.settings = settings
+        # One reader, or a cascade's two: the first answers, the second rereads where the first is unsure.
+        self.stages = [settings.replace(reader=name) for name in reader_stages(settings.reader)]
         self.no_answer_threshold = settings.abstention_threshold()
         self.embedder = embedder
         self._reader = reader
+        self._rereader: Reader | None = None
         self._set_index(index)
         self._history_cache: OrderedDict[tuple, str | None] = OrderedDict()
         self._write_lock = threading.Lock()
@@ -130,10 +133,19 @@ class Assistant:
 
     @property
     def reader(self) -> Reader:
-        """The reader, loaded on first use (retrieval-only use never loads it)."""
+        """The reader (a cascade's first), loaded on first use (retrieval-only use never loads it)."""
         if self._reader is None:
-            self._reader = shared_reader(self.settings)
+            self._reader = shared_reader(self.stages[0])
         return self._reader
+
+    @property
+    def rereader(self) -> Reader | None:
+        """A cascade's second reader, loaded the first time a question needs it; None without a cascade."""
+        if len(self.stages) < 2:
+            return None
+        if self._rereader is None:
+            self._rereader = shared_reader(self.stages[1])
+        return self._rereader
 
     # -- asking ---------------------------------------------------------------------------------
 
@@ -168,13 +180,40 @@ class Assistant:
         t1 = time.perf_counter()
         documents = [self._about_document(q.read, ps, retriever.index.sources) for q, ps in zip(queries, retrieved)]
         cards = [cs for _, cs in documents]
-        readings = self.reader.read_many([(read, [p.passage.text for p in ps] + [c.text for c in cs])
-                                          for (read, cs), ps in zip(documents, retrieved)], self.settings.n_best)
+        items = [(read, [p.passage.text for p in ps] + [c.text for c in cs])
+                 for (read, cs), ps in zip(documents, retrieved)]
+        readings = self.reader.read_many(items, self.settings.n_best)
+        answers = self._answers(self.stages[0], self.no_answer_threshold, readings, cleaned, queries, retrieved, cards,
+                                retriever.index.sources)
         t2 = time.perf_counter()
+        n = len(questions)
+        for answer in answers:
+            answer.timings = {"history": (t0 - started) / n, "retrieval": (t1 - t0) / n, "reading": (t2 - t1) / n}
+        if len(self.stages) > 1:
+            # The cascade: where the first reader is unsure, the second reads the same passages; its answer is given.
+            redo = [i for i, a in enumerate(answers) if a.confidence < self.settings.cascade_cut]
+            if redo:
+                second = self.stages[1]
+                reread = self._answers(second, second.abstention_threshold(),
+                                       self.rereader.read_many([items[i] for i in redo], self.settings.n_best),
+                                       *([xs[i] for i in redo] for xs in (cleaned, queries, retrieved, cards)),
+                                       retriever.index.sources)
+                t3 = time.perf_counter()
+                for i, answer in zip(redo, reread):
+                    answer.timings = {**answers[i].timings, "rereading": (t3 - t2) / len(redo)}
+                    answers[i] = answer
+        total = time.perf_counter() - started
+        for answer in answers:
+            answer.timings["total"] = total / len(answers)
+        return answers
+
+    def _answers(self, stage: Settings, threshold: float, readings: list, cleaned: list[tuple[str, list[str]]],
+                 queries: list[Query], retrieved: list[list[ScoredPassage]], cards: list[list[Card]],
+                 sources: dict[str, Source]) -> list[Answer]:
+        """One reader's readings made answers, with their notices and the reader's name."""
         answers = []
         for (text, notices), query, passages, reading, cs in zip(cleaned, queries, retrieved, readings, cards):
-            answer = build_answer(text, reading, passages, retriever.index.sources,
-                                  no_answer_threshold=self.no_answer_threshold,
+            answer = build_answer(text, reading, passages, sources, no_answer_threshold=threshold,
                                   min_answer_prob=self.settings.min_answer_prob, n_best=self.settings.n_best,
                                   cards=cs)
             answer.query = query.read if query.rewritten else text
@@ -182,12 +221,8 @@ class Assistant:
             if reading.question_chars is not None:
                 answer.notices.append(f"The question is too long for the reader: it read only its first "
                                       f"{reading.question_chars:,} characters.")
-            n = len(questions)
-            answer.timings = {"history": (t0 - started) / n, "retrieval": (t1 - t0) / n, "reading": (t2 - t1) / n}
+            answer.reader = reader_name(stage.reader)
             answers.append(answer)
-        total = time.perf_counter() - started
-        for answer in answers:
-            answer.timings["total"] = total / len(answers)
         return answers
 
     def _about_document(self, question: str, passages: list[ScoredPassage],
@@ -308,9 +343,15 @@ class Assistant:
             "index": str(self.index.path) if self.index.path else None,
             "embedder": self.settings.embedder,
             "reader": reader_name(self.settings.reader),
-            "reader_version": reader_card(self.settings.reader_path()).get("version"),
+            "reader_label": reader_label(self.settings.reader),
+            "reader_version": " + ".join(str(reader_card(s.reader_path()).get("version")) for s in self.stages)
+            if len(self.stages) > 1 else reader_card(self.settings.reader_path()).get("version"),
             "reader_path": self.settings.reader_path(),
             "no_answer_threshold": self.settings.abstention_threshold(),
+            **({"cascade": {"readers": [reader_name(s.reader) for s in self.stages],
+                            "paths": [s.reader_path() for s in self.stages],
+                            "no_answer_thresholds": [s.abstention_threshold() for s in self.stages],
+                            "cut": self.settings.cascade_cut}} if len(self.stages) > 1 else {}),
             "retrieval": self.settings.retrieval,
             "passages": len(self.index),
             "sources": [{**s.meta(), "passages": n} for s, n in

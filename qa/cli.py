@@ -156,9 +156,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"index:     {info['index']} (built {info['built']})")
     print(f"embedder:  {info['embedder']}")
-    version = f" ({info['reader_version']})" if info.get("reader_version") else ""
-    print(f"reader:    {info['reader']}{version}, {info['reader_path']}, no-answer threshold "
-          f"{info['no_answer_threshold']:g}")
+    cascade = info.get("cascade")
+    if cascade:
+        print(f"reader:    {info['reader_label']}; the second rereads under confidence {cascade['cut']:g}")
+        for name, path, threshold in zip(cascade["readers"], cascade["paths"], cascade["no_answer_thresholds"]):
+            print(f"           {name}: {path}, no-answer threshold {threshold:g}")
+    else:
+        print(f"reader:    {info['reader_label']}, {info['reader_path']}, no-answer threshold "
+              f"{info['no_answer_threshold']:g}")
     print(f"retrieval: {info['retrieval']}")
     print(f"passages:  {info['passages']}")
     for s in info["sources"]:
@@ -217,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="passages to read (default 3)")
     p.add_argument("--history", action="append", metavar="QUESTION",
                    help="an earlier question of the conversation (repeat, oldest first)")
-    p.add_argument("--reader", help="reader name (minilm: fast, mpnet: accurate) or question-answering model folder")
+    p.add_argument("--reader", help="reader name (minilm: fast; mpnet: accurate; auto: minilm, with mpnet rereading "
+                   "where minilm is unsure) or question-answering model folder")
     p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"])
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=cmd_ask)

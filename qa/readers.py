@@ -6,6 +6,10 @@ Two readers ship with the repository, each in its own folder with its own calibr
 - ``mpnet``: ``models/reader-mpnet``, a LoRA adapter over all-mpnet-base-v2 (110M, the accurate one), whose base
   comes from PyPI packages (:mod:`qa.base_models`).
 
+``auto`` is the cascade of the two: ``minilm`` answers, and where its answer's confidence is under the
+``cascade_cut`` setting ``mpnet`` reads the same passages again and its answer is given (each with its own
+calibration; see :meth:`qa.assistant.Assistant.ask_many`).
+
 ``QA_READER`` (the ``reader`` setting) takes a name, or any model folder or id. A folder that holds an adapter
 (``adapter_config.json``) is merged into its base weights on first use and the merged model is kept under
 :func:`qa.base_models.cache_root`, keyed by the checksums of adapter and base, so a later start loads it
@@ -32,6 +36,8 @@ NAMED_READERS: dict[str, Path] = {
     "mpnet": REPO_ROOT / "models" / "reader-mpnet",
 }
 DEFAULT_READER = "minilm"
+# A cascade: the first reader answers; where its confidence is under the ``cascade_cut`` setting, the second rereads.
+CASCADES: dict[str, tuple[str, str]] = {"auto": ("minilm", "mpnet")}
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 CARD = "reader.json"
@@ -39,16 +45,36 @@ CARD = "reader.json"
 BASES = {"all-mpnet-base-v2": (mpnet_base_dir, MPNET_SHA256)}
 
 
-def reader_folder(setting: str) -> str:
-    """The folder (or id) a ``reader`` setting names: a reader name, else the setting itself; "" is the default."""
+def reader_stages(setting: str) -> list[str]:
+    """The readers a ``reader`` setting reads with, in order: two for a cascade (``auto``), else the one named."""
     name = setting or DEFAULT_READER
+    return list(CASCADES.get(name, (name,)))
+
+
+def reader_folder(setting: str) -> str:
+    """The folder (or id) a ``reader`` setting names: a reader name, else the setting itself; "" is the default.
+
+    A cascade's folder is its first reader's (the one that answers every question).
+    """
+    name = reader_stages(setting)[0]
     return str(NAMED_READERS[name]) if name in NAMED_READERS else name
 
 
+def reader_label(setting: str) -> str:
+    """How the reader is shown to a user: its name and version, e.g. ``mpnet (mpnet-3)``; for a cascade both, in
+    order (``auto: minilm (minilm-8), then mpnet (mpnet-3)``)."""
+    def one(name: str) -> str:
+        version = reader_card(reader_folder(name)).get("version")
+        return f"{reader_name(name)}{f' ({version})' if version else ''}"
+
+    stages = reader_stages(setting)
+    return one(stages[0]) if len(stages) == 1 else f"{setting}: " + ", then ".join(one(s) for s in stages)
+
+
 def reader_name(setting: str) -> str:
-    """The reader's short name (``minilm``, ``mpnet``) or, for any other folder or id, the setting itself."""
+    """The reader's short name (``minilm``, ``mpnet``, ``auto``) or, for any other folder or id, the setting itself."""
     name = setting or DEFAULT_READER
-    if name in NAMED_READERS:
+    if name in NAMED_READERS or name in CASCADES:
         return name
     for known, folder in NAMED_READERS.items():
         if Path(name).resolve() == folder.resolve():

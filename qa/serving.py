@@ -52,6 +52,7 @@ class AssistantReplica:
         self.manifest = Path(index_dir) / "manifest.json"
         self.assistant = Assistant.load(index_dir, **settings)
         self.assistant.reader  # load the reader now, not on the first question  # noqa: B018
+        self.assistant.rereader  # and a cascade's second reader  # noqa: B018
         self._checked = time.monotonic()
         self._lock = threading.Lock()
 

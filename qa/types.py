@@ -113,6 +113,7 @@ class Answer:
         query: the question as rewritten with the chat history (equal to ``question`` without history).
         notices: remarks for the user (for example, that the question was truncated).
         timings: seconds spent per stage.
+        reader: the name of the reader whose answer this is (with the cascade reader, the one that answered).
     """
 
     question: str
@@ -124,10 +125,19 @@ class Answer:
     query: str = ""
     notices: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    reader: str = ""
 
     @property
     def abstained(self) -> bool:
         return self.text is None
+
+    @property
+    def confidence(self) -> float:
+        """How sure the reader is of what it said: the answer's probability, or for an abstention the probability
+        the reader left for no answer (what its candidates do not take)."""
+        if self.text is not None:
+            return self.score
+        return max(0.0, 1.0 - sum(c.probability for c in self.candidates))
 
     def to_dict(self) -> dict:
         """The JSON shape of ``qa ask --json`` and the web API."""
@@ -147,4 +157,5 @@ class Answer:
             ],
             "query": self.query or self.question,
             "notices": list(self.notices),
+            "reader": self.reader,
         }

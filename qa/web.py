@@ -39,7 +39,7 @@ from qa import memory
 from qa.access import Access, EditRefused, LimitError, Limits, format_size
 from qa.assistant import Assistant, QuestionError
 from qa.config import Settings
-from qa.readers import reader_card, reader_name
+from qa.readers import reader_label
 from qa.sources import EXTENSIONS
 from qa.types import Answer, Citation, Source
 
@@ -222,8 +222,9 @@ def render_answer(answer: Answer, sources: dict[str, Source] | None = None) -> s
     if answer.query and answer.query != answer.question:
         parts.append(f'<p class="qa-meta">Read as: “{esc(answer.query)}”</p>')
     total = answer.timings.get("total")
+    reread = f" (reread by {answer.reader}: the fast reader was unsure)" if "rereading" in answer.timings else ""
     if total is not None:
-        parts.append(f'<p class="qa-meta">Answered in {total:.2f} s</p>')
+        parts.append(f'<p class="qa-meta">Answered in {total:.2f} s{esc(reread)}</p>')
     parts.append("</div>")
     return "".join(parts)
 
@@ -423,9 +424,7 @@ class WebChat:
     def status(self) -> str:
         index = self.assistant.index
         n = len(index.sources)
-        settings = self.assistant.settings
-        version = reader_card(settings.reader_path()).get("version")
-        reader = f"{reader_name(settings.reader)}{f' ({version})' if version else ''}"
+        reader = reader_label(self.assistant.settings.reader)
         return (f'<p class="qa-meta">{n} source{"s" if n != 1 else ""}, {len(index)} passages'
                 f'{" — index at " + esc(index.path) if index.path else ""}; reader {esc(reader)}</p>')
 
@@ -712,6 +711,7 @@ def launch(index_dir: str | Path | None = None, host: str = "127.0.0.1", port: i
     if assistant is None:
         assistant = Assistant.load(index_dir)
     assistant.reader  # load the reader now, not on the first question  # noqa: B018
+    assistant.rereader  # and a cascade's second reader  # noqa: B018
     demo = build_app(assistant, access, limits)
     (log.warning if access.mode == "off" and "QA_READ_ONLY" not in access.reason else log.info)(
         "index editing: %s", access.reason)

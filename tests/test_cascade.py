@@ -102,3 +102,94 @@ def test_the_engine_gives_an_abstention_the_confidence_left_for_no_answer(articl
     candidates = abstaining.ask(rows[0]["question"]).candidates
     assert abstained["prediction"] is None and candidates
     assert abstained["confidence"] == pytest.approx(1 - sum(c.probability for c in candidates))
+
+
+# ------------------------------------------------------------------------------------------------
+# the cascade in the engine (QA_READER=auto): two tiny random readers, each with its own calibration
+
+QUESTIONS = ["Who leads the Quds Force?", "When did the United States withdraw from Iraq?",
+             "What does ISIS stand for?", "Who is Hamid Aboutalebi?", "What is the capital of France?",
+             "Which militias fought in Tikrit?"]
+
+
+@pytest.fixture(scope="module")
+def two_readers(tiny_reader_dir, tmp_path_factory):
+    """Two tiny readers with different weights and thresholds: ``first`` always answers (threshold -1e9), ``second``
+    never does (1e9)."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    root = tmp_path_factory.mktemp("cascade")
+    first, second = root / "first", root / "second"
+    shutil.copytree(tiny_reader_dir, first)
+    shutil.copytree(tiny_reader_dir, second)
+    torch.manual_seed(1)
+    model = AutoModelForQuestionAnswering.from_pretrained(tiny_reader_dir)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0, 0.05)
+    model.save_pretrained(second)
+    (first / "calibration.json").write_text(json.dumps({"no_answer_threshold": -1e9}))
+    (second / "calibration.json").write_text(json.dumps({"no_answer_threshold": 1e9}))
+    return str(first), str(second)
+
+
+@pytest.fixture()
+def cascade_of(two_readers, monkeypatch, article_index, embedder):
+    """An Assistant over the article with the cascade of the two tiny readers at a given cut."""
+    from qa import Assistant
+    from qa.config import Settings
+    from qa.readers import CASCADES
+
+    monkeypatch.setitem(CASCADES, "tiny-cascade", two_readers)
+    return lambda reader="tiny-cascade", **settings: Assistant(article_index, embedder, None,
+                                                               Settings(reader=reader, **settings))
+
+
+def _same(a, b):
+    return (a.text, round(a.score, 6), [(c.start, c.end) for c in a.citations], [c.text for c in a.candidates]) == \
+        (b.text, round(b.score, 6), [(c.start, c.end) for c in b.citations], [c.text for c in b.candidates])
+
+
+def test_the_fast_reader_answers_alone_at_cut_zero_and_the_second_rereads_everything_above_one(cascade_of,
+                                                                                               two_readers):
+    first, second = (cascade_of(r).ask_many(QUESTIONS) for r in two_readers)
+    never = cascade_of(cascade_cut=0.0).ask_many(QUESTIONS)
+    always = cascade_of(cascade_cut=1.01).ask_many(QUESTIONS)
+    assert all(_same(a, b) and a.reader == two_readers[0] for a, b in zip(never, first))
+    assert all(_same(a, b) and a.reader == two_readers[1] for a, b in zip(always, second))
+    assert all("rereading" in a.timings for a in always) and not any("rereading" in a.timings for a in never)
+
+
+def test_the_second_reader_rereads_exactly_where_the_first_is_unsure_with_its_own_threshold(cascade_of,
+                                                                                            two_readers):
+    first, second = (cascade_of(r).ask_many(QUESTIONS) for r in two_readers)
+    cut = sorted(a.confidence for a in first)[len(first) // 2]  # about half are reread
+    got = cascade_of(cascade_cut=cut).ask_many(QUESTIONS)
+    for a, f, s in zip(got, first, second):
+        assert _same(a, f if f.confidence >= cut else s)
+    assert 0 < sum(f.confidence < cut for f in first) < len(first)
+    # each reader keeps its own threshold: the first always answers, the second never does
+    assert [a.text is not None for a in got] == [f.confidence >= cut for f in first]
+
+
+def test_the_cascade_says_which_readers_it_uses_and_where_it_cuts(cascade_of, two_readers):
+    from qa.readers import reader_label
+
+    info = cascade_of(cascade_cut=0.6).info()
+    assert info["reader"] == "tiny-cascade" and info["cascade"]["readers"] == list(two_readers)
+    assert info["cascade"]["no_answer_thresholds"] == [-1e9, 1e9] and info["cascade"]["cut"] == 0.6
+    assert reader_label("tiny-cascade") == f"tiny-cascade: {two_readers[0]}, then {two_readers[1]}"
+    assert "cascade" not in cascade_of(two_readers[0]).info()
+
+
+def test_auto_is_minilm_then_mpnet_and_a_cut_must_be_a_confidence():
+    from qa.config import ConfigError, Settings
+    from qa.readers import NAMED_READERS, reader_stages
+
+    assert reader_stages("auto") == ["minilm", "mpnet"] and reader_stages("mpnet") == ["mpnet"]
+    assert Settings(reader="auto").reader_path() == str(NAMED_READERS["minilm"])
+    with pytest.raises(ConfigError, match="cascade_cut must be a confidence from 0 to 1"):
+        Settings(cascade_cut=2.0)

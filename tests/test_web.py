@@ -177,6 +177,14 @@ def test_render_answer_shows_answer_confidence_citation_and_candidates():
     assert_safe(out)
 
 
+def test_render_answer_says_when_the_accurate_reader_reread_the_question():
+    answer, source = make_answer()
+    answer.timings = {"total": 0.4}
+    assert "Answered in 0.40 s</p>" in web.render_answer(answer, {source.id: source})
+    answer.reader, answer.timings = "mpnet", {"reading": 0.1, "rereading": 0.3, "total": 0.5}
+    assert "Answered in 0.50 s (reread by mpnet: the fast reader was unsure)</p>" in web.render_answer(answer)
+
+
 def test_render_answer_highlights_exactly_the_cited_characters():
     answer, _ = make_answer()
     out = web.render_answer(answer)
