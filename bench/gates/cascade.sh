@@ -14,7 +14,9 @@
 #     at that cut (other cuts are printed too). The cascade ships as QA_READER=auto if, on both the test and the blind
 #     (final) set: its F1 is above minilm's, its p50 is under mpnet's, and it answers no more unanswerable questions
 #     than minilm. The default reader stays minilm whatever the result.
-# (d) If it ships: `qa eval --reader auto` on the test set must give the F1 that (c) computed for that cut.
+# (d) If it ships: `qa eval --reader auto` on the test set must give the F1 that (c) computed for that cut. Only a
+#     follow-up question may differ: the real cascade resolves "he" or "it" with its own earlier answer, while (c)
+#     took each reader's whole run; any question that differs is listed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 QA_USE_BF16=0
