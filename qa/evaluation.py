@@ -118,7 +118,8 @@ def answer_rows(rows: list[dict], assistant, k: int = 3) -> list[dict]:
         results.append({"id": row["id"], "question": row["question"], "history": row["history"],
                         "gold": row["answers"], "prediction": answer.text, "score": answer.score,
                         "confidence": answer.confidence, "em": em, "f1": f1, "recall": recall, "cited": cited,
-                        "seconds": seconds, "follow_up": bool(row["history"]), "query": answer.query})
+                        "seconds": seconds, "follow_up": bool(row["history"]), "query": answer.query,
+                        "reader": answer.reader})
     return results
 
 
@@ -153,6 +154,7 @@ def summarize(results: list[dict], k: int) -> dict:
         "answered_answerable": mean([float(r["prediction"] is not None) for r in answerable]),
         "latency_p50_ms": 1000 * percentile(seconds, 50),
         "latency_p95_ms": 1000 * percentile(seconds, 95),
+        "answered_by": dict(collections.Counter(r.get("reader", "") for r in results)),
         "misses": [r for r in results if r["f1"] < 1.0 or (r["recall"] is False)],
     }
 
@@ -174,6 +176,8 @@ def format_report(report: dict) -> str:
         f"(answerable answered {report['answered_answerable']:.1f}%)",
         f"latency p50 {report['latency_p50_ms']:.0f} ms  p95 {report['latency_p95_ms']:.0f} ms",
     ]
+    if len(report.get("answered_by", {})) > 1:  # a cascade: how many answers each reader gave
+        lines.append("answered by " + ", ".join(f"{name} {n}" for name, n in report["answered_by"].items()))
     if report["misses"]:
         lines.append("")
         lines.append(f"{'id':6} {'F1':>5} {'ret':>4}  question -> prediction | gold")

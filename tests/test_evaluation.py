@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from qa.evaluation import exact_match, f1_score, normalize_answer, percentile, read_rows, score, summarize
+from qa.evaluation import (exact_match, f1_score, format_report, normalize_answer, percentile, read_rows, score,
+                           summarize)
 
 # ------------------------------------------------------------------------------------------------
 # official SQuAD metric
@@ -173,3 +174,11 @@ def test_summarize_lists_the_misses():
 def test_summarize_of_no_results_is_all_zero():
     report = summarize([], k=3)
     assert report["questions"] == 0 and report["em"] == 0.0 and report["misses"] == []
+
+
+def test_summarize_counts_the_answers_of_each_reader_of_a_cascade():
+    results = [{**r, "reader": name} for r, name in zip(RESULTS, ["minilm", "mpnet", "minilm", "minilm", "mpnet"])]
+    report = summarize(results, k=3)
+    assert report["answered_by"] == {"minilm": 3, "mpnet": 2}
+    assert "answered by minilm 3, mpnet 2" in format_report(report)
+    assert "answered by" not in format_report(summarize(RESULTS, k=3))
