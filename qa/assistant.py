@@ -169,7 +169,12 @@ class Assistant:
         return self.ask_many([question], [history] if history else None)[0]
 
     def ask_many(self, questions: Sequence[str], histories: Sequence[Sequence | None] | None = None) -> list[Answer]:
-        """Answer several questions with batched retrieval and reading."""
+        """Answer several questions with batched retrieval and reading.
+
+        With the cascade reader (``reader="auto"``) the first reader answers all of them; those whose answer's
+        :attr:`~qa.types.Answer.confidence` is under ``cascade_cut`` are read again, in one batch, by the second
+        reader over the same passages, and its answers (held to its own calibrated threshold) replace them.
+        """
         started = time.perf_counter()
         histories = list(histories) if histories is not None else [None] * len(questions)
         cleaned = [clean_question(q, self.settings.max_question_chars) for q in questions]
