@@ -84,7 +84,7 @@ class Settings:
     n_best: int = 5
     no_answer_threshold: float | None = None
     min_answer_prob: float = 0.0
-    cascade_cut: float = 0.5
+    cascade_cut: float = 0.4
     max_question_chars: int = 2000
     use_bf16: bool = True
     use_history: bool = True
