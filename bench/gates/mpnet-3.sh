@@ -40,9 +40,10 @@ X=runs/mpnet-3-export
 mkdir -p "$R"
 step="${1:-all}"
 on() { [[ $step == all || $step == "$1" ]]; }
-xquad() {  # $1 name, $2 model folder
-  [ -s "$R/xquad-$1.json" ] || $PY -m qa.training.evaluate --model "$2" --sets xquad --max-length 256 --stride 96 --bf16 \
-    --out "$R/xquad-$1.json" --predictions "$R/xquad-$1.jsonl" > /dev/null
+evaluate() {  # $1 result name, $2 model folder, then the set's flags; skipped where the result exists
+  local name=$1 model=$2; shift 2
+  [ -s "$R/$name.json" ] || $PY -m qa.training.evaluate --model "$model" "$@" --max-length 256 --stride 96 --bf16 \
+    --out "$R/$name.json" --predictions "$R/$name.jsonl" > /dev/null
 }
 if on export && [ ! -s "$X/adapter_model.safetensors" ]; then
   $PY -m qa.training.export runs/mpnet-3/final "$X" --half --check 200 | tee "$R/export.txt"
@@ -50,8 +51,8 @@ fi
 if on calibrate && [ ! -s "$X/calibration.json" ]; then
   $PY -m qa.training.calibrate --model "$X" --per-kind 300 --bf16 | tee "$R/calibrate.txt"
 fi
-if on baseline; then xquad mpnet-2 models/reader-mpnet; fi
-if on xquad; then xquad mpnet-3 "$X"; fi
+if on baseline; then evaluate xquad-mpnet-2 models/reader-mpnet --sets xquad; fi
+if on xquad; then evaluate xquad-mpnet-3 "$X" --sets xquad; fi
 if on article; then
   for s in bench/data/article_test_qa.jsonl bench/data/article_final_qa.jsonl ../shared/eval/article_dev_qa.jsonl; do
     for r in mpnet-3 mpnet-2 minilm; do
@@ -61,9 +62,8 @@ if on article; then
     done
   done
 fi
-if on sample && [ ! -s "$R/squad1-sample1000-mpnet-3.json" ]; then  # a learning-curve point (mpnet-2's 86.07 was bf16)
-  $PY -m qa.training.evaluate --model "$X" --sets squad1 --sample 1000 --sample-seed 0 --max-length 256 --stride 96 \
-    --bf16 --out "$R/squad1-sample1000-mpnet-3.json" --predictions "$R/squad1-sample1000-mpnet-3.jsonl" > /dev/null
+if on sample; then  # a learning-curve point (mpnet-2's 86.07 was bf16)
+  evaluate squad1-sample1000-mpnet-3 "$X" --sets squad1 --sample 1000 --sample-seed 0
 fi
 $PY - "$R" <<'EOF2'
 import json, sys
