@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 QA_USE_BF16=1
 PY=.venv/bin/python
-R=runs/cascade
+R=${CASCADE_RESULTS:-runs/cascade}  # a rerun for a new fast reader: CASCADE_RESULTS=runs/cascade-NAME
 mkdir -p "$R"
 step="${1:-all}"
 on() { [[ $step == all || $step == "$1" ]]; }
