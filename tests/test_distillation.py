@@ -52,6 +52,19 @@ def test_a_window_without_the_teachers_answer_puts_everything_on_no_answer():
     assert start[0] == 1.0 and end[0] == 1.0
 
 
+def test_a_span_the_teacher_prefers_outside_the_window_counts_as_no_answer_in_it():
+    from qa.training.teacher import window_targets
+
+    # the window holds chars 30-40 ("leads" at 36); the teacher's best span starts at 0, outside it
+    offsets = np.asarray([[-1, -1], [30, 35], [36, 40]])
+    record = _record(starts={0: 8.0, 36: 5.0}, ends={6: 8.0, 40: 5.0}, null=(1.0, 1.0))
+    start, end = window_targets(record, offsets, temperature=1.0)
+    logits = np.exp([1.0, 8.0, 5.0])
+    assert start[0] == pytest.approx((logits[0] + logits[1]) / logits.sum(), rel=1e-5)
+    assert start[2] == pytest.approx(logits[2] / logits.sum(), rel=1e-5)
+    assert end[0] > 0.9 and end[2] < 0.1 and start.sum() == pytest.approx(1.0)
+
+
 def test_the_distillation_loss_is_zero_when_the_student_matches_the_teacher_and_skips_rows_without_one():
     import torch
 

@@ -229,9 +229,13 @@ def window_targets(record: dict[str, np.ndarray], offsets: np.ndarray, temperatu
                    ) -> tuple[np.ndarray, np.ndarray]:
     """The teacher's softened start and end distributions over one student window.
 
-    Pure function. Position 0 (the student's [CLS]) takes the teacher's no-answer logit; a context token
-    whose first character is one of the teacher's start characters takes that start logit, one whose end is one
-    of its end characters that end logit; every other position gets probability 0.
+    Pure function. The teacher's distribution is taken over its no-answer logit and all its kept characters,
+    softened by ``temperature``. A context token whose first character is one of the teacher's start
+    characters takes that character's probability, one whose end is one of its end characters that end
+    probability. Position 0 (the student's [CLS], "no answer in this window") takes the no-answer probability
+    **plus that of every kept character outside the window**: a span the teacher prefers elsewhere in the
+    paragraph means no answer here, as the gold labels of the student's windows say. A character inside the
+    window that begins or ends no student token is dropped; the rest is renormalised.
 
     Args:
         record: one example's record (``start_char``, ``start_logit``, ``end_char``, ``end_logit`` rows and
@@ -241,20 +245,28 @@ def window_targets(record: dict[str, np.ndarray], offsets: np.ndarray, temperatu
     Returns:
         Two float32 arrays of the window's length, each summing to 1.
     """
-    width = len(offsets)
-    start = np.full(width, -np.inf)
-    end = np.full(width, -np.inf)
-    start[0], end[0] = record["null_start"], record["null_end"]
-    s_map = {int(c): float(v) for c, v in zip(record["start_char"], record["start_logit"]) if c >= 0}
-    e_map = {int(c): float(v) for c, v in zip(record["end_char"], record["end_logit"]) if c >= 0}
-    for t, (a, b) in enumerate(offsets):
-        if a < 0 or b <= a:
-            continue
-        if a in s_map:
-            start[t] = s_map[a]
-        if b in e_map:
-            end[t] = e_map[b]
-    return softmax_targets(start, temperature), softmax_targets(end, temperature)
+    context = [(int(a), int(b)) for a, b in offsets if a >= 0 and b > a]
+    lo = min((a for a, _ in context), default=0)
+    hi = max((b for _, b in context), default=0)
+    starts = {int(a): t for t, (a, b) in enumerate(offsets) if a >= 0 and b > a}
+    ends = {int(b): t for t, (a, b) in enumerate(offsets) if a >= 0 and b > a}
+
+    def one(chars: np.ndarray, logits: np.ndarray, null: float, where: dict[int, int], inside) -> np.ndarray:
+        kept = [(int(c), float(v)) for c, v in zip(chars, logits) if c >= 0]
+        probs = softmax_targets(np.asarray([null] + [v for _, v in kept], dtype=np.float64), temperature)
+        out = np.zeros(len(offsets), dtype=np.float64)
+        out[0] = probs[0]
+        for (c, _), p in zip(kept, probs[1:]):
+            if not inside(c):
+                out[0] += p
+            elif c in where:
+                out[where[c]] += p
+        return (out / out.sum()).astype(np.float32)
+
+    start = one(record["start_char"], record["start_logit"], float(record["null_start"]), starts,
+                lambda c: lo <= c < hi)
+    end = one(record["end_char"], record["end_logit"], float(record["null_end"]), ends, lambda c: lo < c <= hi)
+    return start, end
 
 
 class TeacherTargets:
