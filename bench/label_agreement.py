@@ -19,13 +19,10 @@ Run (about 5 minutes on 2 cores, most of it the MPNet reader)::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import time
-from pathlib import Path
 
+import _common as c
 import numpy as np
 
 from qa.config import SHARED_DIR
@@ -38,6 +35,12 @@ def agreement(records: dict[str, np.ndarray], examples) -> dict[str, float]:
                       for i, e in enumerate(examples)])
     return {"start_pct": round(100 * float(start.mean()), 1), "end_pct": round(100 * float(end.mean()), 1),
             "both_pct": round(100 * float((start & end).mean()), 1)}
+
+
+def disagreements(records: dict[str, np.ndarray], examples) -> list[tuple]:
+    """``(example, best start, best end)`` for each example whose best start is not the gold answer's."""
+    return [(e, int(records["start_char"][i, 0]), int(records["end_char"][i, 0]))
+            for i, e in enumerate(examples) if records["start_char"][i, 0] != e.answer_start]
 
 
 def peakedness(records: dict[str, np.ndarray], temperature: float) -> float:
@@ -57,8 +60,9 @@ def main() -> None:
     parser.add_argument("--offset", type=int, default=18000, help="the training selection's offset")
     parser.add_argument("--limit", type=int, default=12000, help="the training selection's size")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
+    parser.add_argument("--show", type=int, default=0, metavar="N",
+                        help="also print each reader's first N disagreements with the gold start on each set")
+    args, env = c.start(parser, None)
 
     from qa.reader import Reader
     from qa.readers import reader_folder, reader_name
@@ -71,8 +75,8 @@ def main() -> None:
     dev = load_squad(squad / "dev-v1.1.json")
     dev = random.Random(0).sample(dev, args.questions)
     sets = {"train": train, "dev": dev}
-    report = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "bf16": args.bf16,
-              "train_selection": {"seed": args.seed, "offset": args.offset, "limit": args.limit},
+    print(c.header("Reader spans against gold labels", env))
+    report = {"env": env, "bf16": args.bf16, "train_selection": {"seed": args.seed, "offset": args.offset, "limit": args.limit},
               "questions": args.questions, "readers": []}
     print(f"{'reader':10} {'set':6} {'start%':>7} {'end%':>6} {'both%':>6} {'top1 T=1':>9} {'top1 T=2':>9} {'ex/s':>6}")
     for name in args.readers.split(","):
@@ -87,8 +91,9 @@ def main() -> None:
             report["readers"].append(row)
             print(f"{row['reader']:10} {set_name:6} {row['start_pct']:7.1f} {row['end_pct']:6.1f} {row['both_pct']:6.1f} "
                   f"{row['top1_t1']:9.3f} {row['top1_t2']:9.3f} {rate:6.1f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            for ex, start, end in disagreements(records, examples)[: args.show]:
+                print(f"    {ex.question!r}: gold {ex.answer_text!r}, best {ex.context[start:end]!r}")
+    c.write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from conftest import REPO
 def _bench():
     """bench/label_agreement.py as a module (bench/ is not a package)."""
     if "bench_label_agreement" not in sys.modules:
+        sys.path.insert(0, str(REPO / "bench"))
         spec = importlib.util.spec_from_file_location("bench_label_agreement", REPO / "bench" / "label_agreement.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules["bench_label_agreement"] = module
@@ -61,3 +62,12 @@ def test_peakedness_is_the_mean_probability_of_the_best_start_and_falls_as_the_t
     assert bench.peakedness(records, 1.0) == pytest.approx(expected_t1, abs=1e-3)
     assert bench.peakedness(records, 2.0) == pytest.approx(expected_t2, abs=1e-3)
     assert bench.peakedness(records, 2.0) < bench.peakedness(records, 1.0)
+
+
+def test_disagreements_list_the_examples_whose_best_start_is_not_the_gold_one_with_the_span_read():
+    bench = _bench()
+    examples = _examples()
+    records = _records(starts=[0, 27, 41], ends=[16, 37, 46], start_logits=[[5, 1]] * 3)
+    [(example, start, end)] = bench.disagreements(records, examples)
+    assert example.qid == "b"
+    assert example.context[start:end] == "Quds Force"
