@@ -11,7 +11,7 @@ selects them) and as many SQuAD v1.1 dev questions, with each reader exactly as 
 * how peaked its start distribution is: the mean probability of its best start over its no-answer score and
   its 20 best start characters, at temperature 1 and 2 (what a distillation target at that temperature holds).
 
-Run (about 5 minutes on 2 cores, most of it the MPNet reader)::
+Run (about 3 minutes on 2 idle cores, most of it the MPNet reader)::
 
     .venv/bin/python bench/label_agreement.py --readers minilm,mpnet --json bench/results/label_agreement.json
 """
