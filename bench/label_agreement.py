@@ -76,8 +76,8 @@ def main() -> None:
     dev = random.Random(0).sample(dev, args.questions)
     sets = {"train": train, "dev": dev}
     print(c.header("Reader spans against gold labels", env))
-    report = {"env": env, "bf16": args.bf16, "train_selection": {"seed": args.seed, "offset": args.offset, "limit": args.limit},
-              "questions": args.questions, "readers": []}
+    report = {"env": env, "bf16": args.bf16, "questions": args.questions, "readers": [],
+              "train_selection": {"seed": args.seed, "offset": args.offset, "limit": args.limit}}
     print(f"{'reader':10} {'set':6} {'start%':>7} {'end%':>6} {'both%':>6} {'top1 T=1':>9} {'top1 T=2':>9} {'ex/s':>6}")
     for name in args.readers.split(","):
         reader = Reader.load(reader_folder(name), max_length=384, stride=128, use_bf16=args.bf16, batch_size=32)
@@ -89,8 +89,8 @@ def main() -> None:
                    "top1_t1": peakedness(records, 1.0), "top1_t2": peakedness(records, 2.0),
                    "examples_per_s": round(rate, 1)}
             report["readers"].append(row)
-            print(f"{row['reader']:10} {set_name:6} {row['start_pct']:7.1f} {row['end_pct']:6.1f} {row['both_pct']:6.1f} "
-                  f"{row['top1_t1']:9.3f} {row['top1_t2']:9.3f} {rate:6.1f}")
+            print(f"{row['reader']:10} {set_name:6} {row['start_pct']:7.1f} {row['end_pct']:6.1f} "
+                  f"{row['both_pct']:6.1f} {row['top1_t1']:9.3f} {row['top1_t2']:9.3f} {rate:6.1f}")
             for ex, start, end in disagreements(records, examples)[: args.show]:
                 print(f"    {ex.question!r}: gold {ex.answer_text!r}, best {ex.context[start:end]!r}")
     c.write_json(args.json, report)
