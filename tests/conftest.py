@@ -15,6 +15,22 @@ ARTICLE = REPO / "data" / "iran-us-enemy-of-my-enemy.txt"
 SHIPPED_READER = REPO / "models" / "reader"
 DEV_SET = REPO.parent / "shared" / "eval" / "article_dev_qa.jsonl"
 
+def bench_module(name: str):
+    """A script of ``bench/`` imported as a module (``bench/`` is not a package; its ``_common`` is importable)."""
+    import importlib.util
+    import sys
+
+    key = f"bench_{name}"
+    if key not in sys.modules:
+        if str(REPO / "bench") not in sys.path:
+            sys.path.insert(0, str(REPO / "bench"))
+        spec = importlib.util.spec_from_file_location(key, REPO / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
 needs_trained_reader = pytest.mark.skipif(
     not (SHIPPED_READER / "config.json").exists(),
     reason="the trained reader is not in models/reader yet (train it with `qa train-reader`)",

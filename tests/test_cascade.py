@@ -6,24 +6,15 @@ taken and both readers' times are paid. The engine's per-question results carry 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import bench_module
 
 
 def _bench_cascade():
-    """bench/cascade.py as a module (bench/ is not a package)."""
-    if "bench_cascade" not in sys.modules:
-        sys.path.insert(0, str(REPO / "bench"))
-        spec = importlib.util.spec_from_file_location("bench_cascade", REPO / "bench" / "cascade.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_cascade"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["bench_cascade"]
+    return bench_module("cascade")
 
 
 def _result(id, gold, prediction, f1, confidence, seconds):

@@ -6,24 +6,14 @@ start and end characters, best first, with their logits and the no-answer logits
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import bench_module
 
 
 def _bench():
-    """bench/label_agreement.py as a module (bench/ is not a package)."""
-    if "bench_label_agreement" not in sys.modules:
-        sys.path.insert(0, str(REPO / "bench"))
-        spec = importlib.util.spec_from_file_location("bench_label_agreement", REPO / "bench" / "label_agreement.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_label_agreement"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["bench_label_agreement"]
+    return bench_module("label_agreement")
 
 
 def _examples():
