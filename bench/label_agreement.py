@@ -65,7 +65,7 @@ def main() -> None:
     args, env = c.start(parser, None)
 
     from qa.reader import Reader
-    from qa.readers import reader_folder, reader_name
+    from qa.readers import reader_name
     from qa.training.data import load_squad, training_examples
     from qa.training.teacher import score_examples
 
@@ -80,7 +80,7 @@ def main() -> None:
               "train_selection": {"seed": args.seed, "offset": args.offset, "limit": args.limit}}
     print(f"{'reader':10} {'set':6} {'start%':>7} {'end%':>6} {'both%':>6} {'top1 T=1':>9} {'top1 T=2':>9} {'ex/s':>6}")
     for name in args.readers.split(","):
-        reader = Reader.load(reader_folder(name), max_length=384, stride=128, use_bf16=args.bf16, batch_size=32)
+        reader = Reader.load(name, max_length=384, stride=128, use_bf16=args.bf16, batch_size=32)
         for set_name, examples in sets.items():
             started = time.perf_counter()
             records = score_examples(reader, examples, top_k=20)

@@ -15,6 +15,7 @@ ARTICLE = REPO / "data" / "iran-us-enemy-of-my-enemy.txt"
 SHIPPED_READER = REPO / "models" / "reader"
 DEV_SET = REPO.parent / "shared" / "eval" / "article_dev_qa.jsonl"
 
+
 def bench_module(name: str):
     """A script of ``bench/`` imported as a module (``bench/`` is not a package; its ``_common`` is importable)."""
     import importlib.util
