@@ -1,10 +1,12 @@
-"""Follow-up questions: pronouns resolved from the previous answer, the earlier question added to the search."""
+"""Follow-up questions: pronouns resolved from the previous question's named subject or the previous answer, the
+earlier question added to the search."""
 
 from __future__ import annotations
 
 import pytest
 
-from qa.followup import Query, Turn, needs_context, rewrite
+from conftest import needs_trained_reader
+from qa.followup import Query, Turn, named_subject, needs_context, rewrite
 
 SULEIMANI = Turn("Who is the commander of the Quds Force?", "Qassem Suleimani")
 
@@ -122,3 +124,90 @@ def test_an_earlier_question_held_back_still_lends_its_best_guess_to_a_pronoun(a
     answer = assistant.ask("Who does he report to?", ["Who is the commander of the Quds Force?"])
     assert reader.read_questions[-1] == expected
     assert answer.abstained  # the follow-up still has to pass the threshold itself
+
+
+# -- "Who is X?": the pronoun is X, not the answer that described X
+
+ABOUTALEBI = Turn("Who is Hamid Aboutalebi?", "Iranian President Hassan Rouhani's deputy chief of staff")
+
+
+def test_after_who_is_a_name_the_pronoun_is_that_name_not_the_answer():
+    assert rewrite("What did he tweet?", [ABOUTALEBI]).read == "What did Hamid Aboutalebi tweet?"
+
+
+def test_after_who_is_a_name_a_possessive_question_asks_about_that_name():
+    assert rewrite("Whose deputy is he?", [ABOUTALEBI]).read == "Whose deputy is Hamid Aboutalebi?"
+    assert rewrite("What is his job?", [ABOUTALEBI]).read == "What is Hamid Aboutalebi's job?"
+
+
+def test_after_who_is_a_name_the_search_still_carries_the_earlier_answer():
+    query = rewrite("What did he tweet?", [ABOUTALEBI])
+    assert "Who is Hamid Aboutalebi?" in query.search and "deputy chief of staff" in query.search
+
+
+def test_after_who_is_a_name_the_name_is_used_even_when_the_answer_was_held_back():
+    assert rewrite("What did he tweet?", [Turn("Who is Hamid Aboutalebi?", None)]).read == \
+        "What did Hamid Aboutalebi tweet?"
+
+
+def test_after_what_is_a_named_thing_it_refers_to_that_thing():
+    assert rewrite("What does it want?", [Turn("What is ISIS?", "a militant group")]).read == "What does ISIS want?"
+    assert rewrite("Who commands it?", [Turn("What is the Quds Force?", "an elite unit")]).read == \
+        "Who commands the Quds Force?"
+
+
+def test_after_who_is_a_description_the_pronoun_is_still_the_answer():
+    # "the commander of the Quds Force" describes someone; the answer names him.
+    assert rewrite("Who does he report to?", [SULEIMANI]).read == "Who does Qassem Suleimani report to?"
+
+
+def test_after_a_question_that_is_not_who_is_the_pronoun_is_still_the_answer():
+    previous = Turn("Who wrote the article?", "Majid Rafizadeh")
+    assert rewrite("Where is he originally from?", [previous]).read == "Where is Majid Rafizadeh originally from?"
+
+
+@pytest.mark.parametrize("question, subject", [
+    ("Who is Hamid Aboutalebi?", "Hamid Aboutalebi"),
+    ("who was Nouri al-Maliki", "Nouri al-Maliki"),
+    ("What's the Islamic Republic of Iran?", "the Islamic Republic of Iran"),
+    ("What is ISIS?", "ISIS"),
+    ("Who is the commander of the Quds Force?", None),
+    ("Who is Hassan Rouhani's deputy?", None),
+    ("Who is he?", None),
+    ("Who wrote the article?", None),
+    ("What did Hamid Aboutalebi tweet?", None),
+])
+def test_named_subject_is_the_name_a_who_or_what_is_question_asks_about(question, subject):
+    assert named_subject(question) == subject
+
+
+# -- The five follow-up pairs, with the shipped models
+
+PAIRS = [
+    # After "Who is X?", the pronoun is X.
+    ("Who is Hamid Aboutalebi?", "What did he tweet?", "What did Hamid Aboutalebi tweet?",
+     "the only two countries that can stabilize Iraq"),
+    ("Who is Hamid Aboutalebi?", "Whose deputy is he?", "Whose deputy is Hamid Aboutalebi?", "Hassan Rouhani"),
+    # Otherwise, the earlier answer.
+    ("Who is the commander of the Quds Force?", "Who does he report to?", "Who does Qassem Suleimani report to?",
+     "Khamenei"),
+    ("Who wrote the article?", "Where is he originally from?", "Where is Majid Rafizadeh originally from?", "Iran"),
+    ("Who is the deputy secretary of state?", "Who did he meet?", "Who did William Burns meet?", "Zarif"),
+]
+
+
+@pytest.fixture(scope="module", params=["minilm", "mpnet"])
+def shipped_assistant(request):
+    from qa.assistant import Assistant
+
+    return Assistant.load(reader=request.param)
+
+
+@pytest.mark.slow
+@needs_trained_reader
+@pytest.mark.parametrize("first, follow_up, read_as, expected", PAIRS)
+def test_the_follow_up_pairs_are_read_and_answered_right(shipped_assistant, first, follow_up, read_as, expected):
+    earlier = shipped_assistant.ask(first)
+    answer = shipped_assistant.ask(follow_up, history=[{"question": first, "answer": earlier.text}])
+    assert answer.query == read_as  # shown to the user as "Read as: ..."
+    assert answer.text is not None and expected in answer.text
