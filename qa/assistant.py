@@ -21,10 +21,12 @@ from qa.answer import best_guess, build_answer
 from qa.config import DEFAULT_INDEX_DIR, Settings
 from qa.embedding import Embedder
 from qa.followup import Query, Turn, needs_context, rewrite
+from qa.intent import Request, whole_document_request
 from qa.metadata import Card, document_card, name_the_author, refers_to_document
 from qa.reader import Reader
 from qa.readers import reader_card, reader_label, reader_name, reader_stages
 from qa.retrieval import Retriever
+from qa.summary import Sentences, embed_sentences, key_sentence_answer, key_sentences
 from qa.types import Answer, ScoredPassage, Source
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ class Assistant:
         self._rereader: Reader | None = None
         self._set_index(index)
         self._history_cache: OrderedDict[tuple, str | None] = OrderedDict()
+        self._sentence_cache: OrderedDict[str, Sentences] = OrderedDict()  # key-sentence vectors by source id
         self._write_lock = threading.Lock()
 
     def _set_index(self, index: index_store.Index) -> None:
@@ -170,6 +173,29 @@ class Assistant:
 
     def ask_many(self, questions: Sequence[str], histories: Sequence[Sequence | None] | None = None) -> list[Answer]:
         """Answer several questions with batched retrieval and reading.
+
+        A question about the whole document ("Summarize the article", "What is the author's main argument?":
+        :func:`qa.intent.whole_document_request`) is answered with the document's key sentences, each cited
+        (``answer.kind == "key_sentences"``, :meth:`_key_sentences`); the others are read (:meth:`_read_many`).
+
+        Raises:
+            QuestionError: a question is empty or not text.
+        """
+        histories = list(histories) if histories is not None else [None] * len(questions)
+        cleaned = [clean_question(q, self.settings.max_question_chars) for q in questions]
+        requests = [whole_document_request(text) for text, _ in cleaned]
+        answers: list[Answer | None] = [None] * len(questions)
+        read = [i for i, request in enumerate(requests) if request is None]
+        if read:
+            for i, answer in zip(read, self._read_many([questions[i] for i in read], [histories[i] for i in read])):
+                answers[i] = answer
+        for i, request in enumerate(requests):
+            if request is not None:
+                answers[i] = self._key_sentences(*cleaned[i], request, histories[i])
+        return answers  # type: ignore[return-value]
+
+    def _read_many(self, questions: Sequence[str], histories: Sequence[Sequence | None] | None = None) -> list[Answer]:
+        """Answer several questions by retrieval and reading, batched.
 
         With the cascade reader (``reader="auto"``) the first reader answers all of them; those whose answer's
         :attr:`~qa.types.Answer.confidence` is under ``cascade_cut`` are read again, in one batch, by the second
@@ -242,6 +268,48 @@ class Assistant:
         source = sources[passages[0].passage.source_id]
         card = document_card(source)
         return name_the_author(question, source), [card] if card else []
+
+    def _key_sentences(self, question: str, notices: list[str], request: Request,
+                       history: Sequence | None) -> Answer:
+        """A whole-document question's answer: the key sentences of the document it asks about.
+
+        With one source, that source. With several, the source of the best passage for the question searched
+        with the chat's last turn (the source the chat is about), or for the question alone; a notice says which.
+        """
+        started = time.perf_counter()
+        index, retriever = self.index, self.retriever
+        sources = index.sources
+        if not sources:
+            return Answer(question, None, 0.0, query=question, notices=notices, kind="key_sentences")
+        notices = list(notices)
+        if len(sources) == 1:
+            source = next(iter(sources.values()))
+        else:
+            last = _as_turn(history[-1]) if history else None
+            context = " ".join(x for x in (last.question, last.answer or "") if x) if last else ""
+            best = retriever.search([f"{question} {context}".strip()], 1)[0]
+            source = sources[best[0].passage.source_id] if best else next(iter(sources.values()))
+            why = "the source this chat is about" if context else "the source of the best passage for the question"
+            notices.append(f"The key sentences of “{source.title}”, {why} (the index holds {len(sources)} sources).")
+        spans = key_sentences(self._sentences(source), request.sentences, request.kind)
+        answer = key_sentence_answer(question, source, spans)
+        if answer.text is None:
+            notices.append(f"“{source.title}” has no sentence to choose from.")
+        answer.query, answer.notices = question, notices
+        seconds = time.perf_counter() - started
+        answer.timings = {"key_sentences": seconds, "total": seconds}
+        log.debug("%s: %d key sentences of %s in %.3f s", request.kind, len(spans), source.id, seconds)
+        return answer
+
+    def _sentences(self, source: Source) -> Sentences:
+        """The source's candidate key sentences with their vectors, embedded once per source (32 kept)."""
+        cached = self._sentence_cache.get(source.id)
+        if cached is None:
+            cached = embed_sentences(source, self.embedder.encode)
+            self._sentence_cache[source.id] = cached
+            while len(self._sentence_cache) > 32:
+                self._sentence_cache.popitem(last=False)
+        return cached
 
     def _query(self, question: str, history: Sequence | None) -> Query:
         if not history or not self.settings.use_history or not needs_context(question):

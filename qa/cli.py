@@ -41,6 +41,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     for notice in answer.notices:
         print(f"note: {notice}")
+    if answer.kind == "key_sentences" and answer.citations:
+        _print_key_sentences(answer)
+        return 0
     if answer.text is None:
         print("The indexed text does not answer this question.")
         if answer.passages:
@@ -54,6 +57,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     quote = c.quote[: c.start - c.quote_start] + "[[" + answer.text + "]]" + c.quote[c.end - c.quote_start:]
     print(f"    \"{quote}\"")
     return 0
+
+
+def _print_key_sentences(answer) -> None:
+    """A whole-document answer: the source, then each key sentence with its number and offsets."""
+    first = answer.citations[0]
+    print(f"Key sentences of {first.title} — {first.origin}:")
+    for number, c in enumerate(answer.citations, start=1):
+        print(f"[{number}] characters {c.start}-{c.end}")
+        print(f"    \"{c.quote}\"")
 
 
 def _print_report(report, seconds: float, index) -> None:

@@ -114,6 +114,9 @@ class Answer:
         notices: remarks for the user (for example, that the question was truncated).
         timings: seconds spent per stage.
         reader: the name of the reader whose answer this is (with the cascade reader, the one that answered).
+        kind: ``"span"``, a span the reader picked (one citation), or ``"key_sentences"``, the answer to a
+            question about the whole document: the document's key sentences, one per line of ``text``, each
+            with its citation, in document order (:mod:`qa.summary`).
     """
 
     question: str
@@ -126,6 +129,7 @@ class Answer:
     notices: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     reader: str = ""
+    kind: str = "span"
 
     @property
     def abstained(self) -> bool:
@@ -158,4 +162,5 @@ class Answer:
             "query": self.query or self.question,
             "notices": list(self.notices),
             "reader": self.reader,
+            "kind": self.kind,
         }

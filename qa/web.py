@@ -5,6 +5,8 @@ Three tabs:
 * **Chat** — ask questions; each reply shows the answer span, its confidence, a numbered citation
   quoting the source with the span highlighted, the character offsets, and the other candidates in a
   collapsible section. Follow-up questions are sent with this session's earlier questions and answers.
+  A question about the whole article ("Summarize the article", "What is the author's main argument?") is
+  answered with the article's key sentences, each a numbered citation highlighted in its place.
 * **Sources** — the full text of an indexed source, with every span cited in this session highlighted.
 * **Index** — for editors: add uploaded files or URLs to the index, remove a source, or reload an index rebuilt
   on disk. Who is an editor, and the limits on uploads and on the index, are :mod:`qa.access`'s rules: by
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 EXAMPLES = [
     "Who is the commander of the Quds Force?",
     "Who does he report to?",
+    "Summarize the article",
     "What is the capital of France?",
 ]
 CLOSEST_PASSAGES = 2
@@ -176,6 +179,14 @@ def _short_origin(origin: str) -> str:
     return Path(origin).name or origin
 
 
+def render_key_sentences(answer: Answer) -> str:
+    """A whole-document answer: the source's title, then each key sentence highlighted, numbered, with its offsets."""
+    n = len(answer.citations)
+    head = (f'<p><strong class="qa-text">Key sentences of “{esc(answer.citations[0].title)}”</strong>'
+            f'<span class="qa-conf">{n} sentence{"s" if n != 1 else ""}, in the order of the text</span></p>')
+    return head + "".join(render_citation(c, number) for number, c in enumerate(answer.citations, start=1))
+
+
 def render_candidates(answer: Answer) -> str:
     """Other candidate answers with their probabilities, in a collapsed ``<details>``."""
     candidates = list(answer.candidates)
@@ -195,11 +206,14 @@ def render_answer(answer: Answer, sources: dict[str, Source] | None = None) -> s
     """The assistant message for an :class:`~qa.types.Answer` (escaped HTML).
 
     An answer shows the span, its confidence, citation [1] with the highlighted quote, title and
-    offsets, and the other candidates. An abstention says the article does not answer and shows the
+    offsets, and the other candidates. An answer to a question about the whole document shows each key
+    sentence as a numbered citation. An abstention says the article does not answer and shows the
     closest passages.
     """
     parts = ['<div class="qa-answer">']
-    if answer.text is not None:
+    if answer.kind == "key_sentences" and answer.citations:
+        parts.append(render_key_sentences(answer))
+    elif answer.text is not None:
         parts.append(f'<p><strong class="qa-text">{esc(answer.text)}</strong>'
                      f'<span class="qa-ref">[1]</span>'
                      f'<span class="qa-conf">confidence {answer.score:.0%}</span></p>')
@@ -308,7 +322,8 @@ class WebChat:
     """The handlers behind the page, over one shared assistant (usable without a browser in tests).
 
     A session's chat is a list of turns (dicts): ``question``, ``answer`` (text or None), ``html``
-    (the rendered reply), ``spans`` (``[source_id, start, end]`` of the answer) and ``error``.
+    (the rendered reply), ``spans`` (``[source_id, start, end]`` of each citation: the answer, or every key
+    sentence of a whole-document answer) and ``error``.
 
     ``access`` decides who may change the index (default: open to in-process calls and to requests straight
     from this machine); ``limits`` bound what a write may bring in (default: :class:`qa.access.Limits`).
@@ -405,10 +420,12 @@ class WebChat:
         source = sources.get(source_id) if source_id else None
         spans, focus = [], None
         for n, turn in enumerate(turns or [], start=1):
+            first = True
             for sid, start, end in turn.get("spans", []):
                 if sid == source_id:
                     spans.append((start, end, f"Q{n}: {turn['question']}"))
-                    focus = start  # the latest cited span
+                    if first:
+                        focus, first = start, False  # the latest turn's first cited span
         return render_source(source, spans, focus)
 
     def refresh_sources(self, selected: str | None, turns: list[dict] | None):
@@ -574,7 +591,8 @@ def build_app(assistant: Assistant, access: Access | None = None, limits: Limits
     with gr.Blocks(title="Article QA", analytics_enabled=False, delete_cache=UPLOAD_CACHE) as demo:
         gr.HTML(f"<style>{CSS}</style>", padding=False, container=False, js_on_load=None)
         gr.Markdown("## Ask the article\nAnswers are exact spans of the indexed text, with a citation and the "
-                    "span highlighted. Follow-up questions (“Who does he report to?”) use the chat so far.")
+                    "span highlighted. Follow-up questions (“Who does he report to?”) use the chat so far; "
+                    "“Summarize the article” gives its key sentences, each cited.")
         turns = gr.State([])
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
