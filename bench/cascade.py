@@ -46,7 +46,8 @@ def cascade(fast: list[dict], slow: list[dict], cut: float) -> tuple[list[dict],
     Args:
         fast: the fast reader's results, one per question, each with ``confidence`` (and ``seconds`` when timed).
         slow: the slow reader's results for the same questions, in the same order.
-        cut: the fast reader's answer stands where its confidence is at least this.
+        cut: the fast reader's answer stands where its confidence is at least this (an abstention, ``prediction``
+            None, is always reread, as :func:`qa.assistant.needs_rereading` does).
     Returns:
         (results, share reread): a question the slow reader rereads gets the slow reader's result, and
         its ``seconds`` (when both are timed) is the sum of the two readers' times.
@@ -57,7 +58,7 @@ def cascade(fast: list[dict], slow: list[dict], cut: float) -> tuple[list[dict],
         raise ValueError("the two readers' results are not for the same questions in the same order")
     out, reread = [], 0
     for f, s in zip(fast, slow):
-        if f["confidence"] >= cut:
+        if f.get("prediction", "") is not None and f["confidence"] >= cut:
             out.append(f)
             continue
         reread += 1

@@ -186,8 +186,25 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from qa.evaluation import evaluate_file, format_report
 
+    if args.squad2:
+        return _eval_squad2(args)
+    if not args.file:
+        raise SystemExit("qa eval: give a JSONL question file, or --squad2 for the SQuAD 2.0 benchmark")
     report = evaluate_file(args.file, _load(args), k=args.recall_k)
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
+    return 0
+
+
+def _eval_squad2(args: argparse.Namespace) -> int:
+    """``qa eval --squad2``: SQuAD 2.0's held-out articles, through the engine or on the gold paragraph."""
+    from qa.training import squad2
+
+    settings = {k: v for k, v in _settings(args).items() if k != "reader"}
+    questions, predictions, result = squad2.run(args.mode, args.part, args.reader, args.answerable,
+                                                args.unanswerable, args.sample_seed, args.threshold, **settings)
+    if args.predictions:
+        squad2.write_predictions(args.predictions, questions, predictions)
+    print(json.dumps(result, indent=2) if args.json else squad2.format_report(result))
     return 0
 
 
@@ -268,13 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    p = with_index(sub.add_parser("eval", help="evaluate on a JSONL file of questions and gold answers"))
-    p.add_argument("file")
+    p = with_index(sub.add_parser("eval", help="evaluate on a JSONL file of questions and gold answers, or on "
+                                              "SQuAD 2.0's held-out articles (--squad2)"))
+    p.add_argument("file", nargs="?", help="a JSONL file of questions (question, answers, history)")
+    p.add_argument("--squad2", action="store_true",
+                   help="instead of a file: SQuAD 2.0 dev's held-out articles (qa.training.squad2; --index is not used)")
     p.add_argument("--top-k", type=int)
     p.add_argument("--recall-k", type=int, default=3, help="k of retrieval recall@k (default 3)")
     p.add_argument("--reader")
     p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"])
     p.add_argument("--json", action="store_true")
+    from qa.training.squad2 import add_options
+
+    add_options(p.add_argument_group("with --squad2"))
     p.set_defaults(func=cmd_eval)
 
     p = with_index(sub.add_parser("serve", help="start the web chat"))

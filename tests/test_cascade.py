@@ -33,17 +33,19 @@ SLOW = [_result("sure", ["Tehran"], "Tehran", 1.0, 0.97, 0.5),
         _result("no-answer", [], None, 1.0, 0.70, 0.5)]
 
 
-def test_the_fast_answer_stands_at_or_above_the_cut_and_the_accurate_reader_rereads_below_it():
+def test_the_fast_answer_stands_at_or_above_the_cut_and_the_accurate_reader_rereads_below_it_and_abstentions():
     cascade = _bench_cascade().cascade
     results, reread = cascade(FAST, SLOW, 0.55)
-    assert [r["prediction"] for r in results] == ["Tehran", "Qassem Suleimani", None, None]
-    assert reread == pytest.approx(0.5)
-    assert [r["seconds"] for r in results] == pytest.approx([0.1, 0.6, 0.1, 0.6])
+    assert [r["prediction"] for r in results] == ["Tehran", "Qassem Suleimani", "2011", None]
+    assert reread == pytest.approx(0.75)
+    assert [r["seconds"] for r in results] == pytest.approx([0.1, 0.6, 0.6, 0.6])
 
 
-def test_a_cut_of_zero_is_the_fast_reader_alone_and_a_cut_above_one_rereads_everything():
+def test_a_cut_of_zero_rereads_only_abstentions_and_a_cut_above_one_rereads_everything():
     cascade = _bench_cascade().cascade
-    assert cascade(FAST, SLOW, 0.0) == (FAST, 0.0)
+    results, reread = cascade(FAST, SLOW, 0.0)
+    assert [r["prediction"] for r in results] == ["Tehran", "Suleimani's", "2011", "Baghdad"]
+    assert reread == pytest.approx(0.25)
     results, reread = cascade(FAST, SLOW, 1.01)
     assert reread == 1.0 and [r["prediction"] for r in results] == [r["prediction"] for r in SLOW]
     assert [r["seconds"] for r in results] == pytest.approx([0.6] * 4)
@@ -58,9 +60,9 @@ def test_an_engine_row_gives_f1_unanswerable_questions_answered_and_latency():
     bench = _bench_cascade()
     rows = bench.compare(FAST, SLOW, [0.55], ("fast", "slow"), bench.engine_row)
     assert [r["reader"] for r in rows] == ["fast", "slow", "cascade@0.55"]
-    assert [r["f1"] for r in rows] == [37.5, 100.0, 75.0]
+    assert [r["f1"] for r in rows] == [37.5, 100.0, 100.0]
     assert [r["unanswerable_answered"] for r in rows] == [1, 0, 0]
-    assert rows[2]["reread"] == 0.5 and rows[2]["p50_ms"] == pytest.approx(350.0)
+    assert rows[2]["reread"] == 0.75 and rows[2]["p50_ms"] == pytest.approx(600.0)
     assert rows[0]["mean_ms"] == pytest.approx(100.0)
 
 
@@ -144,8 +146,8 @@ def _same(a, b):
         (b.text, round(b.score, 6), [(c.start, c.end) for c in b.citations], [c.text for c in b.candidates])
 
 
-def test_the_fast_reader_answers_alone_at_cut_zero_and_the_second_rereads_everything_above_one(cascade_of,
-                                                                                               two_readers):
+def test_a_fast_reader_that_always_answers_answers_alone_at_cut_zero_and_the_second_rereads_everything_above_one(
+        cascade_of, two_readers):
     first, second = (cascade_of(r).ask_many(QUESTIONS) for r in two_readers)
     never = cascade_of(cascade_cut=0.0).ask_many(QUESTIONS)
     always = cascade_of(cascade_cut=1.01).ask_many(QUESTIONS)
@@ -164,6 +166,19 @@ def test_the_second_reader_rereads_exactly_where_the_first_is_unsure_with_its_ow
     assert 0 < sum(f.confidence < cut for f in first) < len(first)
     # each reader keeps its own threshold: the first always answers, the second never does
     assert [a.text is not None for a in got] == [f.confidence >= cut for f in first]
+
+
+def test_a_first_reader_abstention_is_always_reread_even_at_cut_zero(cascade_of, two_readers):
+    from qa.readers import CASCADES
+
+    refuser, answerer = two_readers[1], two_readers[0]  # the refuser never answers, the answerer always does
+    CASCADES["tiny-refuser-first"] = (refuser, answerer)
+    try:
+        got = cascade_of("tiny-refuser-first", cascade_cut=0.0).ask_many(QUESTIONS)
+    finally:
+        del CASCADES["tiny-refuser-first"]
+    direct = cascade_of(answerer).ask_many(QUESTIONS)
+    assert all(_same(a, d) and a.reader == answerer and "rereading" in a.timings for a, d in zip(got, direct))
 
 
 def test_the_cascade_says_which_readers_it_uses_and_where_it_cuts(cascade_of, two_readers):

@@ -240,9 +240,21 @@ def featurize(
     return feats
 
 
+def squad2_examples(part: str) -> list[Example]:
+    """The SQuAD 2.0 dev questions of one part of :mod:`qa.training.splits` as examples (unanswerable: no answer).
+
+    Their article numbers are offset by 100,000 so that paired negatives never mix them with SQuAD v1.1's.
+    """
+    from qa.training.splits import load_part
+
+    return [Example(q.qid, q.question, q.context, q.golds[0] if q.golds else "", q.answer_start, 100_000 + q.article)
+            for q in load_part(part)]
+
+
 def training_examples(train_file: str | Path, limit: int | None, offset: int, seed: int, negative_fraction: float,
-                      removal_fraction: float) -> list[Example]:
-    """The examples a training run learns from: its questions, then their paired and answer-deleted negatives.
+                      removal_fraction: float, squad2_part: str = "") -> list[Example]:
+    """The examples a training run learns from: its questions, then their paired and answer-deleted negatives,
+    then (with ``squad2_part``) SQuAD 2.0's questions of that part, answerable and unanswerable as written.
 
     Args:
         train_file: a SQuAD v1.1 JSON file.
@@ -252,28 +264,34 @@ def training_examples(train_file: str | Path, limit: int | None, offset: int, se
         seed: for the sample and the negatives.
         negative_fraction: share of the questions paired with another paragraph of their article.
         removal_fraction: share of the questions whose answer sentence is deleted.
+        squad2_part: ``train`` adds the SQuAD 2.0 dev questions of :mod:`qa.training.splits`' training articles
+            ("": none; ``train_file`` may then be "" for SQuAD 2.0 alone).
     Returns:
-        Questions in file order, then the negatives.
+        Questions in file order, then the negatives, then the SQuAD 2.0 questions.
     """
-    examples = load_squad(train_file)
+    if squad2_part and squad2_part != "train":
+        raise ValueError(f"only the 'train' part of SQuAD 2.0 may be trained on, not {squad2_part!r}")
+    examples = load_squad(train_file) if train_file else []
     if limit is not None:
         order = list(range(len(examples)))
         random.Random(seed).shuffle(order)
         examples = [examples[i] for i in sorted(order[offset : offset + limit])]
     negatives = make_negatives(examples, negative_fraction, seed)
     removals = make_removal_negatives(examples, removal_fraction, seed)
-    log.info("%d questions, %d paired negatives, %d answer-deleted negatives", len(examples), len(negatives),
-             len(removals))
-    return examples + negatives + removals
+    squad2 = squad2_examples(squad2_part) if squad2_part else []
+    log.info("%d questions, %d paired negatives, %d answer-deleted negatives, %d SQuAD 2.0 questions (%d unanswerable)",
+             len(examples), len(negatives), len(removals), len(squad2), sum(ex.answer_start < 0 for ex in squad2))
+    return examples + negatives + removals + squad2
 
 
 # The run settings that decide which examples a run has (TrainConfig and TeacherConfig both carry them).
-SELECTION = ("train_file", "limit", "offset", "seed", "negative_fraction", "removal_fraction")
+SELECTION = ("train_file", "limit", "offset", "seed", "negative_fraction", "removal_fraction", "squad2_part")
 
 
 def selected_examples(cfg) -> list[Example]:
-    """:func:`training_examples` for a run config with the :data:`SELECTION` fields."""
-    return training_examples(**{k: getattr(cfg, k) for k in SELECTION})
+    """:func:`training_examples` for a run config with the :data:`SELECTION` fields (a config without
+    ``squad2_part``, as older runs saved it, has none)."""
+    return training_examples(**{k: getattr(cfg, k, "") for k in SELECTION})
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int = 0) -> list[list[int]]:

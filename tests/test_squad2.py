@@ -1,0 +1,110 @@
+"""The SQuAD 2.0 split (one definition for training, calibration and reporting) and its benchmark's arithmetic."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from qa.training.splits import CALIBRATION_ARTICLES, SQUAD2_DEV, articles, part_of
+
+needs_squad2 = pytest.mark.skipif(not SQUAD2_DEV.is_file(), reason="SQuAD 2.0 dev is not in ../shared/qa-data")
+
+
+def test_odd_articles_are_held_out_three_even_ones_calibrate_and_the_other_even_ones_train():
+    assert [part_of(a) for a in range(8)] == ["calibration", "heldout", "calibration", "heldout", "calibration",
+                                               "heldout", "train", "heldout"]
+    assert CALIBRATION_ARTICLES == (0, 2, 4)
+    parts = {p: articles(p, 35) for p in ("train", "calibration", "heldout")}
+    assert parts["heldout"] == list(range(1, 35, 2)) and len(parts["train"]) == 15
+    assert sorted(sum(parts.values(), [])) == list(range(35))
+    with pytest.raises(ValueError, match="part must be one of"):
+        articles("test", 35)
+
+
+@needs_squad2
+def test_every_question_of_the_dev_set_is_in_exactly_one_part_and_the_parts_keep_their_articles():
+    from qa.training.splits import load_part
+
+    parts = {p: load_part(p) for p in ("train", "calibration", "heldout")}
+    assert sum(len(qs) for qs in parts.values()) == 11873
+    assert len(parts["calibration"]) == 779 and sum(not q.golds for q in parts["calibration"]) == 379
+    for part, questions in parts.items():
+        assert {part_of(q.article) for q in questions} == {part}
+    ids = [q.qid for qs in parts.values() for q in qs]
+    assert len(ids) == len(set(ids))
+
+
+@needs_squad2
+def test_training_reads_only_the_training_articles_of_squad2():
+    from qa.training.data import training_examples
+
+    examples = training_examples("", None, 0, 1, 0.0, 0.0, squad2_part="train")
+    assert len(examples) == 5142 and sum(e.answer_start < 0 for e in examples) == 2496
+    assert {part_of(e.article - 100_000) for e in examples} == {"train"}
+    for e in examples:
+        if e.answer_start >= 0:
+            assert e.context[e.answer_start:e.answer_start + len(e.answer_text)] == e.answer_text
+    for part in ("heldout", "calibration"):
+        with pytest.raises(ValueError, match="only the 'train' part"):
+            training_examples("", None, 0, 1, 0.0, 0.0, squad2_part=part)
+
+
+def _q(qid, golds):
+    from qa.training.splits import Question
+
+    return Question(qid, f"question {qid}", "context", tuple(golds), 0 if golds else -1, 1, "t")
+
+
+def _p(best, margin, text="same"):
+    from qa.training.squad2 import Prediction
+
+    return Prediction(best if text == "same" else text, best, margin, 0.5)
+
+
+def test_the_sample_is_seeded_per_kind_and_in_file_order():
+    from qa.training.squad2 import sample
+
+    questions = [_q(str(i), ["x"] if i % 3 else []) for i in range(30)]
+    a = sample(questions, 5, 4, seed=1)
+    assert a == sample(questions, 5, 4, seed=1) and a != sample(questions, 5, 4, seed=2)
+    assert sum(bool(q.golds) for q in a) == 5 and sum(not q.golds for q in a) == 4
+    assert [int(q.qid) for q in a] == sorted(int(q.qid) for q in a)
+    assert len(sample(questions, None, None)) == 30
+
+
+def test_the_report_counts_an_abstention_right_only_where_there_is_no_answer():
+    from qa.training.squad2 import report
+
+    questions = [_q("a", ["Tehran"]), _q("b", ["1979"]), _q("c", []), _q("d", [])]
+    preds = [_p("Tehran", 3.0), _p("1979", -1.0, text=None), _p("Baghdad", 2.0), _p("x", -4.0, text=None)]
+    r = report(questions, preds)
+    assert r["f1"] == pytest.approx(50.0) and r["has_ans_f1"] == pytest.approx(50.0)
+    assert r["unanswerable_refused"] == pytest.approx(50.0) and r["has_ans_answered"] == pytest.approx(50.0)
+
+
+def test_the_threshold_maximises_squad2_f1_over_the_margins():
+    from qa.training.squad2 import best_threshold
+
+    questions = [_q("a", ["Tehran"]), _q("b", ["1979"]), _q("c", []), _q("d", []), _q("e", ["Iraq"])]
+    preds = [_p("Tehran", 5.0), _p("1979", 1.0), _p("Baghdad", 3.0), _p("x", -2.0), _p("wrong", 4.0)]
+    t = best_threshold(questions, preds)
+    # answering down to 5.0: 1 + refusals 2 = 3; down to 1.0 adds 1979 but loses c and e's: 3; ties keep the highest
+    assert t == 5.0
+    everything_right = [_p("Tehran", 5.0), _p("1979", 4.0), _p("Baghdad", -3.0), _p("x", -4.0), _p("Iraq", 3.0)]
+    assert best_threshold(questions, everything_right) == 3.0
+
+
+def test_the_engine_margin_is_recovered_from_its_probabilities():
+    from qa.training.squad2 import margin_of
+    from qa.types import Answer, Candidate
+
+    def cand(text, p):
+        return Candidate(text, 0.0, p, None)
+
+    # softmax over spans [2, 1] and no answer 0
+    z = math.exp(2) + math.exp(1) + 1
+    answer = Answer("q", None, 0.0, candidates=[cand("a", math.exp(2) / z), cand("b", math.exp(1) / z)])
+    best, margin = margin_of(answer)
+    assert best == "a" and margin == pytest.approx(2.0)
+    assert margin_of(Answer("q", None, 0.0)) == ("", -math.inf)
