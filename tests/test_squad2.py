@@ -108,3 +108,19 @@ def test_the_engine_margin_is_recovered_from_its_probabilities():
     best, margin = margin_of(answer)
     assert best == "a" and margin == pytest.approx(2.0)
     assert margin_of(Answer("q", None, 0.0)) == ("", -math.inf)
+
+
+def test_the_cascade_takes_the_slow_reader_where_the_fast_one_abstains_or_is_unsure_and_the_cut_maximises_f1():
+    from qa.training.squad2 import Prediction, cascade, choose_cut
+
+    questions = [_q("a", ["Tehran"]), _q("b", []), _q("c", ["1979"])]
+    fast = [Prediction("Tehran", "Tehran", 4.0, 0.9), Prediction("Baghdad", "Baghdad", 1.0, 0.5),
+            Prediction(None, "1980", -1.0, 0.7)]
+    slow = [Prediction("Tehran", "Tehran", 4.0, 0.9), Prediction(None, "Baghdad", -3.0, 0.8),
+            Prediction("1979", "1979", 2.0, 0.6)]
+    preds, reread = cascade(fast, slow, 0.0)
+    assert [p.text for p in preds] == ["Tehran", "Baghdad", "1979"] and reread == pytest.approx(1 / 3)
+    preds, reread = cascade(fast, slow, 0.6)
+    assert [p.text for p in preds] == ["Tehran", None, "1979"] and reread == pytest.approx(2 / 3)
+    cut, rows = choose_cut(questions, fast, slow, [0.0, 0.6, 0.95])
+    assert cut == 0.6 and [r["f1"] for r in rows] == [pytest.approx(66.67), 100.0, 100.0]

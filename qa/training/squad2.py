@@ -184,6 +184,37 @@ def best_threshold(questions: list[Question], predictions: list[Prediction]) -> 
     return round(best_t, 4) if best_t != math.inf else 1e6
 
 
+def cascade(fast: list[Prediction], slow: list[Prediction], cut: float) -> tuple[list[Prediction], float]:
+    """The cascade's predictions at ``cut`` from each reader's own, as :meth:`qa.assistant.Assistant.ask_many`
+    decides (:func:`qa.assistant.needs_rereading`): the slow reader's where the fast one abstained or its
+    confidence is under ``cut``.
+
+    Returns:
+        The predictions and the share of questions reread.
+    """
+    if len(fast) != len(slow):
+        raise ValueError("the two readers' predictions are not for the same questions")
+    reread = [f.text is None or f.confidence < cut for f in fast]
+    return [s if r else f for f, s, r in zip(fast, slow, reread)], sum(reread) / max(1, len(fast))
+
+
+def choose_cut(questions: list[Question], fast: list[Prediction], slow: list[Prediction],
+               cuts: list[float]) -> tuple[float, list[dict]]:
+    """The cut of ``cuts`` at which the cascade's SQuAD 2.0 F1 is highest (ties: the lowest, which rereads least).
+
+    Returns:
+        The cut and, per cut, its F1, HasAns F1, share of unanswerable refused and share reread.
+    """
+    rows = []
+    for cut in sorted(cuts):
+        preds, reread = cascade(fast, slow, cut)
+        r = report(questions, preds)
+        rows.append({"cut": cut, "f1": round(r["f1"], 2), "has_ans_f1": round(r["has_ans_f1"], 2),
+                     "unanswerable_refused": round(r["unanswerable_refused"], 2), "reread": round(reread, 3)})
+    best = max(rows, key=lambda row: (row["f1"], -row["cut"]))
+    return best["cut"], rows
+
+
 def run(mode: str, part: str, reader: str | None, answerable: int | None, unanswerable: int | None,
         seed: int = SEED, threshold: float | None = None, **settings) -> tuple[list[Question], list[Prediction], dict]:
     """Sample ``part``, read it in ``mode`` with ``reader`` (None: the configured default), and score it.
