@@ -215,3 +215,14 @@ def test_the_shipped_mpnet_reader_answers_with_a_cited_span(monkeypatch):
     assert answer.text == "Qassem Suleimani"
     quote = answer.citations[0]
     assert assistant.source(quote.source_id).text[quote.start:quote.end] == "Qassem Suleimani"
+
+
+def test_minilm_8_stays_in_models_reader_as_the_base_of_later_minilm_adapters():
+    from qa.base_models import sha256_file
+    from qa.readers import BASES, base_key
+
+    folder, sha = BASES["minilm-8"]
+    assert folder() == DEFAULT_READER_DIR and sha256_file(DEFAULT_READER_DIR / "model.safetensors") == sha
+    assert base_key(str(DEFAULT_READER_DIR)) == "minilm-8"
+    assert base_key("/root/.cache/articleqa/all-mpnet-base-v2-78c0197b6159") == "all-mpnet-base-v2"
+    assert base_key("/elsewhere/model") == "/elsewhere/model"

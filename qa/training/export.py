@@ -120,11 +120,10 @@ def export_adapter(src: Path, dst: Path, half: bool = False, check: int = 0, tie
     import torch
     from safetensors.torch import load_file, save_file
 
-    from qa.readers import ADAPTER_CONFIG, ADAPTER_WEIGHTS, BASES
+    from qa.readers import ADAPTER_CONFIG, ADAPTER_WEIGHTS, base_key
 
     config = json.loads((src / ADAPTER_CONFIG).read_text(encoding="utf-8"))
-    base = str(config.get("base_model_name_or_path") or "")
-    config["base_model_name_or_path"] = next((k for k in BASES if Path(base).name.startswith(k)), base)
+    config["base_model_name_or_path"] = base_key(str(config.get("base_model_name_or_path") or ""))
     weights = load_file(src / ADAPTER_WEIGHTS)
     if half:
         weights = {k: (v.half() if v.is_floating_point() else v) for k, v in weights.items()}
