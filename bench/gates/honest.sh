@@ -6,17 +6,20 @@
 # questions of which 2,496 unanswerable, plus 2,000 SQuAD v1.1 train questions at offset 19,000 of seed 22's order,
 # none of them seen by mpnet-2 or mpnet-3, with their paired and answer-deleted negatives), bf16 autocast:
 #   mpnet-4:  checkpoints/mpnet-3's adapter continued (LoRA r 16, lr 3e-4, 192-token windows, batch 16), planned
-#             for 589 steps, re-planned at step 100 to end at step 400 (the learning rate falls linearly to 0):
+#             for 589 steps, re-planned at step 100 to end at step 400 and at step 175 to end at step 300 (the
+#             learning rate falls linearly to 0 from there; the CPU was shared and the session's time is fixed):
 #     qa train-reader --base-model mpnet --init-from checkpoints/mpnet-3 --lora-rank 16 --lora-alpha 32 \
 #       --lora-dropout 0.0 --lr 3e-4 --warmup 0.03 --limit 2000 --offset 19000 --seed 22 --squad2-part train \
 #       --max-length 192 --stride 64 --batch-size 16 --bf16 --negative-fraction 0.15 --removal-fraction 0.2 \
-#       --out runs/mpnet-4 --save-every 25 --snapshot-every 100 --log-every 5 --threads 2 [--stop-at 400]
+#       --out runs/mpnet-4 --save-every 25 --snapshot-every 100 --log-every 5 --threads 2 [--stop-at 400, 300]
 #   minilm-10: a new LoRA adapter (r 16 on query, key, value and the dense layers, QA head trained fully) over
-#             minilm-8 (models/reader), 160-token windows, batch 32, lr 3e-4, one pass:
+#             minilm-8 (models/reader), 160-token windows, batch 32, lr 3e-4, planned for one pass (344 steps),
+#             re-planned at step 25 to end at step 200 (the same reason), one thread:
 #     qa train-reader --base-model "$PWD/models/reader" --lora-rank 16 --lora-alpha 32 --lora-dropout 0.0 \
 #       --lora-targets query,key,value,dense --lr 3e-4 --warmup 0.05 --limit 2000 --offset 19000 --seed 22 \
 #       --squad2-part train --max-length 160 --stride 64 --batch-size 32 --bf16 --negative-fraction 0.15 \
-#       --removal-fraction 0.2 --out runs/minilm-10 --save-every 25 --snapshot-every 100 --log-every 5 --threads 2
+#       --removal-fraction 0.2 --out runs/minilm-10 --save-every 25 --snapshot-every 100 --log-every 5 --threads 1 \
+#       [--stop-at 200]
 #
 # Every reader, old and new, is calibrated the same new way (python -m qa.training.calibrate --objective squad2:
 # the threshold that maximises SQuAD 2.0 F1 through the engine on the calibration articles 0, 2, 4).
