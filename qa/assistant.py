@@ -64,6 +64,15 @@ def shared_reader(settings: Settings) -> Reader:
     return reader
 
 
+def needs_rereading(answer: Answer, cut: float) -> bool:
+    """Whether the cascade's second reader rereads a question the first one answered this way.
+
+    Every abstention is reread (since 0.4.0: a fast reader's refusal is not final, the accurate reader may find
+    the answer), and so is an answer whose confidence is under ``cut``.
+    """
+    return answer.abstained or answer.confidence < cut
+
+
 def clean_question(question: object, max_chars: int) -> tuple[str, list[str]]:
     """Validate and normalise a question.
 
@@ -197,9 +206,10 @@ class Assistant:
     def _read_many(self, questions: Sequence[str], histories: Sequence[Sequence | None] | None = None) -> list[Answer]:
         """Answer several questions by retrieval and reading, batched.
 
-        With the cascade reader (``reader="auto"``) the first reader answers all of them; those whose answer's
-        :attr:`~qa.types.Answer.confidence` is under ``cascade_cut`` are read again, in one batch, by the second
-        reader over the same passages, and its answers (held to its own calibrated threshold) replace them.
+        With the cascade reader (``reader="auto"``) the first reader answers all of them; those it abstains on and
+        those whose answer's :attr:`~qa.types.Answer.confidence` is under ``cascade_cut`` are read again, in one
+        batch, by the second reader over the same passages, and its answers (held to its own calibrated threshold)
+        replace them (:func:`needs_rereading`).
         """
         started = time.perf_counter()
         histories = list(histories) if histories is not None else [None] * len(questions)
@@ -222,7 +232,7 @@ class Assistant:
             answer.timings = {"history": (t0 - started) / n, "retrieval": (t1 - t0) / n, "reading": (t2 - t1) / n}
         if len(self.stages) > 1:
             # The cascade: where the first reader is unsure, the second reads the same passages; its answer is given.
-            redo = [i for i, a in enumerate(answers) if a.confidence < self.settings.cascade_cut]
+            redo = [i for i, a in enumerate(answers) if needs_rereading(a, self.settings.cascade_cut)]
             if redo:
                 second = self.stages[1]
                 reread = self._answers(second, second.abstention_threshold(),
