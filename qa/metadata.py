@@ -82,7 +82,7 @@ class Card:
         return best[0] + best[2], best[1] + best[2]
 
 
-def _paragraphs(text: str) -> list[tuple[int, int]]:
+def paragraphs(text: str) -> list[tuple[int, int]]:
     """(start, end) of the non-empty blocks separated by blank lines."""
     out = []
     for m in re.finditer(r"(?:[^\n]|\n(?![ \t]*\n))+", text):
@@ -116,7 +116,7 @@ def document_fields(source: Source) -> tuple[Field, ...]:
     byline = _BYLINE.search(head)
     if byline:
         fields["author"] = Field("author", byline.start("name"), byline.end("name"))
-    for start, end in _paragraphs(text)[-_CLOSING_PARAGRAPHS:]:
+    for start, end in paragraphs(text)[-_CLOSING_PARAGRAPHS:]:
         block = text[start:end]
         bio = _BIO.match(block)
         if bio and "author" not in fields and len(block.split()) <= _BIO_MAX_WORDS:

@@ -6,14 +6,20 @@ put their point first). Sentences are then picked greedily by maximal marginal r
 similarity to what was already picked, so that a summary does not say one thing three times. The chosen sentences
 come back in document order.
 
+A main argument weighs the lead less (a thesis is what the whole text keeps saying, wherever it stands); a
+conclusion is chosen from the last third of the body with the prior turned to the end. Both add a small bonus
+for the cue phrases that announce them ("In other words", "The reason is" ...; "Finally", "In conclusion" ...),
+the oldest signal of extractive summarisation (Edmundson, 1969).
+
 The dateline, title, byline, the author's bio and the closing "first appeared on" line are never key sentences
-(:func:`qa.metadata.document_fields` finds them), nor are headings, questions or fragments. The weights were
-chosen on the first 200 articles of a public CNN/DailyMail validation subset and measured on the next 300
-(``bench/summaries.py``, ``docs/evaluation.md``).
+(:func:`qa.metadata.document_fields` finds them), nor are headings, questions or fragments. The summary weights
+were measured on 500 articles of a public CNN/DailyMail validation subset against their highlights, with LEAD-3
+and TextRank beside them (``bench/summaries.py``, ``docs/evaluation.md``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -21,7 +27,7 @@ import numpy as np
 
 from qa.answer import cite
 from qa.chunking import front_matter_end, sentence_spans
-from qa.metadata import document_fields
+from qa.metadata import document_fields, paragraphs
 from qa.types import Answer, Source
 
 MIN_WORDS = 6  # shorter "sentences" are headings, captions or fragments
@@ -48,6 +54,21 @@ class Weights:
 
 
 DEFAULT_WEIGHTS = Weights()
+# Per kind of request (qa.intent.Request.kind); the others use DEFAULT_WEIGHTS. A main argument: a third of the
+# lead prior and half the diversity (the two sentences that best stand for the whole, even if one restates the
+# other); a conclusion: the prior counted from the end. Set by reading articles: no public set of theses was at hand.
+KIND_WEIGHTS = {
+    "argument": Weights(centrality=1.0, title=0.5, position=0.2, position_scale=3.0, redundancy=0.25),
+    "conclusion": Weights(centrality=1.0, title=0.5, position=0.6, position_scale=3.0, redundancy=0.5),
+}
+CUE_BONUS = 0.1
+# Openings that announce a thesis or a conclusion.
+CUES = {
+    "argument": re.compile(r"^(?:in other words|the reason is|the point is|the bottom line is|in short|in sum|"
+                           r"in essence|this means|i argue|we argue|i believe|my argument)\b", re.I),
+    "conclusion": re.compile(r"^(?:in conclusion|to conclude|to sum up|to summari[sz]e|in sum|in summary|finally|"
+                             r"ultimately|in the end|all in all|overall|therefore|thus|hence)\b", re.I),
+}
 
 
 @dataclass(frozen=True)
@@ -59,12 +80,14 @@ class Sentences:
         spans: ``(start, end)`` of each candidate in the source text, in document order.
         vectors: one unit vector per span, shape ``(len(spans), dimension)``.
         title: the title's unit vector, or None when the title does not stand in the text.
+        openings: the first words of each sentence (for the cue phrases); empty: no cues.
     """
 
     source_id: str
     spans: tuple[tuple[int, int], ...]
     vectors: np.ndarray
     title: np.ndarray | None = None
+    openings: tuple[str, ...] = ()
 
 
 def candidate_spans(source: Source) -> list[tuple[int, int]]:
@@ -77,6 +100,9 @@ def candidate_spans(source: Source) -> list[tuple[int, int]]:
     text = source.text
     head = front_matter_end(text)
     fields = [(f.start, f.end) for f in document_fields(source)]
+    # The whole paragraph of a field found in the closing lines: the bio's other sentences too.
+    fields += [(p_start, p_end) for p_start, p_end in paragraphs(text) for f_start, f_end in fields
+               if f_start >= head and p_start <= f_start < p_end]
     out = []
     for start, end in sentence_spans(text):
         sentence = text[start:end]
@@ -105,7 +131,8 @@ def embed_sentences(source: Source, encode: Callable[[list[str]], np.ndarray]) -
     texts = [source.text[s:e] for s, e in spans] + ([source.title] if titled else [])
     vectors = encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
     title = vectors[len(spans)] if titled and spans else None
-    return Sentences(source.id, tuple(spans), vectors[: len(spans)], title)
+    openings = tuple(source.text[s:e][:40] for s, e in spans)
+    return Sentences(source.id, tuple(spans), vectors[: len(spans)], title, openings)
 
 
 def scores(vectors: np.ndarray, title: np.ndarray | None = None, weights: Weights = DEFAULT_WEIGHTS) -> np.ndarray:
@@ -155,24 +182,30 @@ def select(vectors: np.ndarray, score: np.ndarray, n: int, redundancy: float = D
 
 
 def key_sentences(sentences: Sentences, n: int, kind: str = "summary",
-                  weights: Weights = DEFAULT_WEIGHTS) -> list[tuple[int, int]]:
+                  weights: Weights | None = None) -> list[tuple[int, int]]:
     """The ``n`` key sentences of a source, as ``(start, end)`` spans in document order.
 
     Args:
         sentences: the source's candidates and vectors (:func:`embed_sentences`).
         n: how many.
         kind: the request's kind (:class:`qa.intent.Request`); a ``conclusion`` is chosen from the last third of
-            the body, without the lead prior.
-        weights: the weights.
+            the body, with the position prior counted from the end.
+        weights: the weights (default: the kind's, ``KIND_WEIGHTS``, else ``DEFAULT_WEIGHTS``).
     """
+    weights = weights or KIND_WEIGHTS.get(kind, DEFAULT_WEIGHTS)
     vectors, count = sentences.vectors, len(sentences.spans)
     if count == 0:
         return []
     among = None
     if kind == "conclusion":
-        weights = Weights(weights.centrality, weights.title, 0.0, weights.position_scale, weights.redundancy)
+        score = scores(vectors[::-1], sentences.title, weights)[::-1]  # the prior from the end
         among = range(min(count - 1, (2 * count) // 3), count)
-    picked = select(vectors, scores(vectors, sentences.title, weights), n, weights.redundancy, among)
+    else:
+        score = scores(vectors, sentences.title, weights)
+    cue = CUES.get(kind)
+    if cue is not None and sentences.openings:
+        score = score + CUE_BONUS * np.array([bool(cue.match(o)) for o in sentences.openings])
+    picked = select(vectors, score, n, weights.redundancy, among)
     return [sentences.spans[i] for i in picked]
 
 
