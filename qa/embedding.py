@@ -135,16 +135,19 @@ class Embedder:
         """
         path = resolve_embedder(name)
         refuse_pickle_weights(path, name)
+        from qa.quiet import quiet_loading
+
         try:
             max_seq_length = mean_pooling_spec(path)
-            if max_seq_length is not None:
-                model = MeanPoolingEncoder(path, max_seq_length)
-            else:
-                from sentence_transformers import SentenceTransformer
+            with quiet_loading():  # no "Loading weights" bars on the program's stderr
+                if max_seq_length is not None:
+                    model = MeanPoolingEncoder(path, max_seq_length)
+                else:
+                    from sentence_transformers import SentenceTransformer
 
-                # safetensors weights only, and never code shipped with the model.
-                model = SentenceTransformer(path, device="cpu", trust_remote_code=False,
-                                            model_kwargs={"use_safetensors": True})
+                    # safetensors weights only, and never code shipped with the model.
+                    model = SentenceTransformer(path, device="cpu", trust_remote_code=False,
+                                                model_kwargs={"use_safetensors": True})
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"could not load the embedder {name!r} ({str(exc).splitlines()[0]}): set QA_EMBEDDER to a "

@@ -127,7 +127,9 @@ class Reader:
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self.n_best = n_best
-        self.use_bf16 = use_bf16 and bf16_pays()
+        # "torch", or the ONNX Runtime engine's "onnx" / "onnx-int8" (qa.onnx_reader.OnnxQAModel)
+        self.runtime: str = getattr(model, "runtime", "torch")
+        self.use_bf16 = use_bf16 and self.runtime == "torch" and bf16_pays()
         self.batch_size = batch_size
         self.whole_words = whole_words
         # A window holds the whole question and part of the passage; the part must stay longer than the stride
@@ -138,12 +140,16 @@ class Reader:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: str | Path | None = None, **options) -> "Reader":
+    def load(cls, path: str | Path | None = None, *, runtime: str = "torch", **options) -> "Reader":
         """Load a transformers ``AutoModelForQuestionAnswering`` folder or id (safetensors only, no remote code).
 
         Args:
             path: a reader name (``minilm``, ``mpnet``), a model or LoRA adapter folder, or a model id available
                 offline; None means the default named reader.
+            runtime: ``torch``, ``onnx`` (ONNX Runtime, float32), ``onnx-int8`` (ONNX Runtime, dynamic int8
+                weights) or ``auto`` (the fastest that keeps this reader's accuracy on this CPU:
+                :func:`qa.runtime.choose_runtime`). The ONNX files are made by ``python -m qa.readers`` (else on
+                first use); where ONNX Runtime is missing, ``auto`` is ``torch``.
             **options: ``max_length``, ``stride``, ``max_answer_tokens``, ``n_best``, ``use_bf16``, ``batch_size``,
                 ``whole_words`` (spans start and end on word boundaries; default True), and ``tokenizer``
                 (a folder to take the tokenizer from instead of ``path``).
@@ -168,24 +174,27 @@ class Reader:
                 path = str(merged_reader(path))
             except BaseModelError as exc:
                 raise ReaderError(f"cannot load the reader {name!r}: {exc}") from None
-        try:
-            import torch
-            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+        from qa.runtime import choose_runtime
 
-            tokenizer = AutoTokenizer.from_pretrained(options.pop("tokenizer", None) or path, trust_remote_code=False)
-            if len(tokenizer) < 100:
-                raise ValueError(f"the tokenizer has only {len(tokenizer)} entries; tokenizer files are missing")
-            # Weights may be stored at half precision; compute runs in float32 (bf16 autocast where native).
-            model = AutoModelForQuestionAnswering.from_pretrained(path, use_safetensors=True, trust_remote_code=False,
-                                                                  dtype=torch.float32)
+        runtime = choose_runtime(runtime, name, options.get("use_bf16", True))
+        try:
+            from transformers import AutoTokenizer
+
+            from qa.quiet import quiet_loading
+
+            with quiet_loading():
+                tokenizer = AutoTokenizer.from_pretrained(options.pop("tokenizer", None) or path,
+                                                          trust_remote_code=False)
+                if len(tokenizer) < 100:
+                    raise ValueError(f"the tokenizer has only {len(tokenizer)} entries; tokenizer files are missing")
+                model = _torch_model(path) if runtime == "torch" else _onnx_model(path, runtime)
         except (OSError, ValueError, EnvironmentError) as exc:
             raise ReaderError(
                 f"could not load the reader {path!r} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); "
                 "it must be a question-answering model folder with safetensors weights, or a model id "
                 "available offline"
             ) from None
-        model.eval()
-        log.info("reader loaded from %s", name if name == path else f"{name} (merged: {path})")
+        log.info("reader loaded from %s on %s", name if name == path else f"{name} (merged: {path})", runtime)
         return cls(model, tokenizer, name=name, **options)
 
     def extract(self, question: str, passages: list[str], top_k: int = 1) -> list[Span]:
@@ -264,40 +273,80 @@ class Reader:
     def forward_windows(self, enc) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Run every window of a tokenizer encoding through the model in length-sorted batches.
 
+        Each batch is padded to its own longest window only.
+
         Args:
             enc: the tokenizer's output for question/passage pairs (``input_ids``, optionally ``token_type_ids``).
         Returns:
             Float32 start logits and end logits, one array per window, in the encoding's order.
         """
-        import torch
-
         n = len(enc["input_ids"])
         order = sorted(range(n), key=lambda i: len(enc["input_ids"][i]))
         starts: list[np.ndarray] = [np.empty(0)] * n
         ends: list[np.ndarray] = [np.empty(0)] * n
         pad = self.tokenizer.pad_token_id or 0
-        with self._lock, torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
+        with self._lock:
             for b in range(0, n, self.batch_size):
                 idx = order[b : b + self.batch_size]
                 width = max(len(enc["input_ids"][i]) for i in idx)
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                tt = torch.zeros((len(idx), width), dtype=torch.long)
+                ids = np.full((len(idx), width), pad, dtype=np.int64)
+                mask = np.zeros((len(idx), width), dtype=np.int64)
+                tt = np.zeros((len(idx), width), dtype=np.int64)
                 for row, i in enumerate(idx):
                     k = len(enc["input_ids"][i])
-                    ids[row, :k] = torch.tensor(enc["input_ids"][i])
+                    ids[row, :k] = enc["input_ids"][i]
                     mask[row, :k] = 1
                     if "token_type_ids" in enc:
-                        tt[row, :k] = torch.tensor(enc["token_type_ids"][i])
+                        tt[row, :k] = enc["token_type_ids"][i]
                 inputs = {"input_ids": ids, "attention_mask": mask}
                 if "token_type_ids" in enc:
                     inputs["token_type_ids"] = tt
-                output = self.model(**inputs)
-                s = output.start_logits.float().numpy()
-                e = output.end_logits.float().numpy()
+                s, e = self.logits(inputs)
                 for row, i in enumerate(idx):
                     starts[i], ends[i] = s[row], e[row]
         return starts, ends
+
+    def logits(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Float32 start and end logits (batch, tokens) of one padded batch, on the reader's runtime.
+
+        Args:
+            inputs: int64 arrays ``input_ids``, ``attention_mask`` and, for models that use it, ``token_type_ids``.
+        """
+        if self.runtime != "torch":
+            return self.model.logits(inputs)
+        import torch
+
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
+            output = self.model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+            return output.start_logits.float().numpy(), output.end_logits.float().numpy()
+
+
+def _torch_model(path: str):
+    """A transformers question-answering model in float32, for inference (weights may be stored at half precision;
+    compute runs in float32, with bf16 autocast where native)."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    model = AutoModelForQuestionAnswering.from_pretrained(path, use_safetensors=True, trust_remote_code=False,
+                                                          dtype=torch.float32)
+    return model.eval()
+
+
+def _onnx_model(path: str, runtime: str):
+    """The reader at ``path`` on ONNX Runtime (exported first where set-up has not done it).
+
+    Raises:
+        ReaderError: the export or ONNX Runtime failed.
+    """
+    from qa.onnx_reader import OnnxError, OnnxQAModel, onnx_file
+
+    if not Path(path).is_dir():
+        raise ReaderError(f"the reader {path!r} is not a local folder: only folders are exported to ONNX; "
+                          "set QA_RUNTIME=torch")
+    try:
+        return OnnxQAModel(onnx_file(path, runtime), runtime)
+    except OnnxError as exc:
+        raise ReaderError(f"{exc}; QA_RUNTIME=torch runs the reader without ONNX Runtime") from None
 
 
 def word_edges(word_ids: list[int | None], context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

