@@ -2,7 +2,8 @@
 
 Two readers ship with the repository, each in its own folder with its own calibration:
 
-- ``minilm``: ``models/reader``, all-MiniLM-L6-v2 fine-tuned whole (22M parameters, the fast one);
+- ``minilm``: ``models/reader-minilm``, a LoRA adapter over ``minilm-8`` (``models/reader``: all-MiniLM-L6-v2
+  fine-tuned whole, 22M parameters; the fast one);
 - ``mpnet``: ``models/reader-mpnet``, a LoRA adapter over all-mpnet-base-v2 (110M, the accurate one), whose base
   comes from PyPI packages (:mod:`qa.base_models`).
 
@@ -32,7 +33,7 @@ from qa.config import DEFAULT_READER_DIR, REPO_ROOT
 log = logging.getLogger(__name__)
 
 NAMED_READERS: dict[str, Path] = {
-    "minilm": DEFAULT_READER_DIR,
+    "minilm": REPO_ROOT / "models" / "reader-minilm",
     "mpnet": REPO_ROOT / "models" / "reader-mpnet",
 }
 DEFAULT_READER = "minilm"
