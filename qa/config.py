@@ -15,7 +15,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INDEX_DIR = REPO_ROOT / "index"
-DEFAULT_READER_DIR = REPO_ROOT / "models" / "reader"
+# The fast reader's folder (``minilm``); since 0.4.0 a LoRA adapter over minilm-8, which stays in models/reader.
+DEFAULT_READER_DIR = REPO_ROOT / "models" / "reader-minilm"
 DEFAULT_ARTICLE = REPO_ROOT / "data" / "iran-us-enemy-of-my-enemy.txt"
 SHARED_DIR = REPO_ROOT.parent / "shared"
 
@@ -58,8 +59,8 @@ class Settings:
             their own calibrated value.
         min_answer_prob: abstain when the best span's probability over all candidates is below this.
         cascade_cut: with the cascade reader (``reader="auto"``), the accurate reader rereads a question where the
-            fast reader's confidence (:attr:`qa.types.Answer.confidence`) is under this; 0 never rereads, above
-            1 always does. Chosen by ``bench/gates/cascade.sh`` (numbers in docs/performance.md).
+            fast reader abstains or its answer's confidence (:attr:`qa.types.Answer.confidence`) is under this; 0
+            rereads abstentions only, above 1 rereads everything. Chosen by ``bench/gates/cascade.sh`` (numbers in docs/performance.md).
         max_question_chars: longer questions are truncated (with a notice) to this many characters.
         runtime: what runs the reader: ``torch``, ``onnx`` (ONNX Runtime, float32), ``onnx-int8`` (ONNX Runtime,
             dynamic int8 weights) or ``auto``: the fastest that keeps the reader's accuracy on this CPU

@@ -33,7 +33,7 @@ from qa.config import DEFAULT_READER_DIR, REPO_ROOT
 log = logging.getLogger(__name__)
 
 NAMED_READERS: dict[str, Path] = {
-    "minilm": REPO_ROOT / "models" / "reader-minilm",
+    "minilm": DEFAULT_READER_DIR,
     "mpnet": REPO_ROOT / "models" / "reader-mpnet",
 }
 DEFAULT_READER = "minilm"
@@ -45,14 +45,15 @@ CARD = "reader.json"
 # What a shipped adapter's config names as its base, resolved to the packaged folder.
 # minilm-8 (models/reader, the fully fine-tuned MiniLM shipped since 0.2.0) is also a base: later MiniLM versions are
 # LoRA adapters over it, so that a version adds megabytes to the repository instead of another 45 MB copy.
+MINILM8_DIR = REPO_ROOT / "models" / "reader"
 MINILM8_SHA256 = "5d63152a90832b242fea495142d80bb5cbcef6197cdc922c12d8c69218d127eb"
-BASES = {"all-mpnet-base-v2": (mpnet_base_dir, MPNET_SHA256), "minilm-8": (lambda: DEFAULT_READER_DIR, MINILM8_SHA256)}
+BASES = {"all-mpnet-base-v2": (mpnet_base_dir, MPNET_SHA256), "minilm-8": (lambda: MINILM8_DIR, MINILM8_SHA256)}
 
 
 def base_key(base: str) -> str:
     """The :data:`BASES` name of an adapter's base as a trainer recorded it (a cache path or a folder), else the
     path unchanged."""
-    if base and Path(base).is_dir() and Path(base).resolve() == DEFAULT_READER_DIR.resolve():
+    if base and Path(base).is_dir() and Path(base).resolve() == MINILM8_DIR.resolve():
         return "minilm-8"
     return next((k for k in BASES if Path(base).name.startswith(k)), base)
 

@@ -117,7 +117,7 @@ def test_the_installed_packages_assemble_the_real_mpnet_base():
 
 
 def test_reader_names_resolve_to_their_folders_and_anything_else_is_kept():
-    assert reader_folder("minilm") == str(DEFAULT_READER_DIR)
+    assert reader_folder("minilm") == str(DEFAULT_READER_DIR) == str(REPO / "models" / "reader-minilm")
     assert reader_folder("mpnet") == str(REPO / "models" / "reader-mpnet")
     assert reader_folder("/models/mine") == "/models/mine"
     assert reader_name(str(DEFAULT_READER_DIR)) == "minilm"
@@ -210,7 +210,7 @@ def test_the_shipped_mpnet_reader_answers_with_a_cited_span(monkeypatch):
 
     monkeypatch.delenv("QA_CACHE_DIR")  # the merged model of the set-up's cache, not a new merge per test
     assistant = Assistant.load(reader="mpnet")
-    assert assistant.info()["reader"] == "mpnet" and assistant.info()["reader_version"] == "mpnet-2"
+    assert assistant.info()["reader"] == "mpnet" and assistant.info()["reader_version"] == "mpnet-4"
     answer = assistant.ask("Who is the commander of the Quds Force?")
     assert answer.text == "Qassem Suleimani"
     quote = answer.citations[0]
@@ -219,10 +219,12 @@ def test_the_shipped_mpnet_reader_answers_with_a_cited_span(monkeypatch):
 
 def test_minilm_8_stays_in_models_reader_as_the_base_of_later_minilm_adapters():
     from qa.base_models import sha256_file
-    from qa.readers import BASES, base_key
+    from qa.readers import BASES, MINILM8_DIR, base_key
 
     folder, sha = BASES["minilm-8"]
-    assert folder() == DEFAULT_READER_DIR and sha256_file(DEFAULT_READER_DIR / "model.safetensors") == sha
-    assert base_key(str(DEFAULT_READER_DIR)) == "minilm-8"
+    assert folder() == MINILM8_DIR == REPO / "models" / "reader"
+    assert sha256_file(MINILM8_DIR / "model.safetensors") == sha
+    assert base_key(str(MINILM8_DIR)) == "minilm-8"
+    assert json.loads((DEFAULT_READER_DIR / "adapter_config.json").read_text())["base_model_name_or_path"] == "minilm-8"
     assert base_key("/root/.cache/articleqa/all-mpnet-base-v2-78c0197b6159") == "all-mpnet-base-v2"
     assert base_key("/elsewhere/model") == "/elsewhere/model"
