@@ -27,6 +27,24 @@ def test_ask_json_has_the_documented_shape_and_offsets_that_slice_the_article(ti
         assert article[c["quote_start"]:c["quote_end"]] == c["quote"]
 
 
+def test_ask_a_whole_article_question_prints_each_key_sentence_with_its_offsets(tiny_reader_dir):
+    env = {"QA_READER": str(tiny_reader_dir)}
+    out = run_qa("ask", "Summarize the article", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    article = ARTICLE.read_text(encoding="utf-8")
+    assert data["kind"] == "key_sentences" and len(data["citations"]) == 4
+    assert data["answer"].split("\n") == [article[c["start"]:c["end"]] for c in data["citations"]]
+    for c in data["citations"]:
+        assert article[c["quote_start"]:c["quote_end"]] == c["quote"]
+    plain = run_qa("ask", "What is the author's main argument?", env=env)
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    assert lines[0].startswith("Key sentences of Iran and US: The Enemy of My Enemy is My Friend")
+    assert [line.split()[0] for line in lines[1::2]] == ["[1]", "[2]"]
+    assert all(line.startswith('    "') for line in lines[2::2])
+
+
 @needs_trained_reader
 def test_the_shipped_reader_names_the_commander_of_the_quds_force():
     out = run_qa("ask", "Who is the commander of the Quds Force?", "--json")

@@ -193,6 +193,54 @@ def test_render_answer_highlights_exactly_the_cited_characters():
     assert marked == SOURCE_TEXT[c.start:c.end]
 
 
+def make_key_sentence_answer() -> tuple[Answer, Source]:
+    """An answer to "Summarize the article": two sentences of SOURCE_TEXT, each a citation."""
+    from qa.summary import key_sentence_answer
+
+    source = Source.from_text(SOURCE_TEXT, title="<b>Evil</b> title", origin="/tmp/x/evil<b>.txt")
+    first = SOURCE_TEXT.index("The commander")
+    second = SOURCE_TEXT.index("He reports")
+    spans = [(first, SOURCE_TEXT.index("Suleimani.") + len("Suleimani.")), (second, len(SOURCE_TEXT))]
+    return key_sentence_answer("Summarize <the> article", source, spans), source
+
+
+def test_render_key_sentences_shows_each_sentence_highlighted_and_numbered():
+    answer, source = make_key_sentence_answer()
+    out = web.render_answer(answer, {source.id: source})
+    assert "Key sentences of “&lt;b&gt;Evil&lt;/b&gt; title”" in out
+    assert "2 sentences, in the order of the text" in out
+    for number, c in enumerate(answer.citations, start=1):
+        assert f'<blockquote class="qa-cite">[{number}] “' in out
+        assert f'<mark class="qa-mark">{web.esc(SOURCE_TEXT[c.start:c.end])}</mark>”' in out
+        assert f"[{number}] &lt;b&gt;Evil&lt;/b&gt; title — characters {c.start}–{c.end}" in out
+    assert "confidence" not in out  # chosen, not read: no reader probability to show
+    assert_safe(out)
+
+
+def test_the_sources_tab_highlights_every_key_sentence_and_scrolls_to_the_first(answering):
+    assistant = answering[0]
+    chat = web.WebChat(assistant)
+    *_, (_, messages, turns, shown, source_html) = chat.chat("Summarize the article", [], None)
+    turn = turns[-1]
+    assert len(turn["spans"]) == 4 and turn["answer"].count("\n") == 3
+    assert "Key sentences of" in messages[-1]["content"]
+    sid = turn["spans"][0][0]
+    assert shown["value"] == sid
+    text = assistant.source(sid).text
+    for _, start, end in turn["spans"]:
+        assert f">{web.esc(text[start:end])}</mark>" in source_html
+    first = turn["spans"][0]
+    assert f'<mark class="qa-mark qa-focus" title="Q1: Summarize the article">{web.esc(text[first[1]:first[2]])}' \
+        in source_html
+
+
+def test_api_a_whole_article_question_returns_its_key_sentences(client, answering):
+    result = client.predict("What is the author's main argument?", api_name="/ask")
+    assert result["kind"] == "key_sentences" and len(result["citations"]) == 2
+    text = answering[0].source(result["citations"][0]["source"]).text
+    assert result["answer"].split("\n") == [text[c["start"]:c["end"]] for c in result["citations"]]
+
+
 def test_render_abstention_says_so_and_shows_the_closest_passage_escaped():
     answer, source = make_answer(None)
     out = web.render_answer(answer, {source.id: source})
