@@ -4,7 +4,8 @@ What it measures, each ``--repeats`` times (median and p95), side by side in one
 
 * **python -c pass**: the bare interpreter start (the floor of everything else).
 * **CLI**: ``.venv/bin/qa ask QUESTION --json`` as a subprocess, from spawn to exit (the answer is parsed
-  from its JSON output to check that one came back).
+  from its JSON output to check that one came back; anything on stderr fails the run); with ``--runtimes``, the
+  same once more per ``QA_RUNTIME`` value.
 * **Python API**, one subprocess with timestamps at each step: ``import qa.assistant`` (torch, transformers,
   FAISS...), ``Assistant.load()`` (embedder + index), ``assistant.reader`` (reader load), the first ``ask``
   and a second (warm) ``ask``. This is the breakdown of the CLI number.
@@ -67,13 +68,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def time_cli(question: str) -> tuple[float, str | None]:
+def time_cli(question: str, runtime: str | None = None) -> tuple[float, str | None]:
+    """Seconds from spawn to exit of ``qa ask QUESTION --json`` (with ``QA_RUNTIME=runtime`` when given), and
+    its answer.
+
+    Raises:
+        RuntimeError: it failed, or wrote anything on stderr (a cold start must be quiet).
+    """
     started = time.perf_counter()
     done = subprocess.run([str(c.REPO / ".venv" / "bin" / "qa"), "ask", question, "--json"], capture_output=True,
-                          text=True, cwd=c.REPO, env=env(), timeout=600)
+                          text=True, cwd=c.REPO, env={**env(), **({"QA_RUNTIME": runtime} if runtime else {})},
+                          timeout=600)
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"qa ask failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    if done.returncode != 0 or done.stderr:
+        raise RuntimeError(f"qa ask failed ({done.returncode}) or was not quiet: {done.stderr.strip()[-500:]}")
     return seconds, json.loads(done.stdout)["answer"]
 
 
@@ -144,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="cold starts of each kind (default 3)")
     parser.add_argument("--no-app", action="store_true", help="skip the web app")
     parser.add_argument("--no-api", action="store_true", help="skip the Python API breakdown")
+    parser.add_argument("--runtimes", default="", help="also time `qa ask` with QA_RUNTIME set to each of these "
+                        "(comma-separated: torch, onnx, onnx-int8), interleaved with the others")
     parser.add_argument("--app-timeout", type=float, default=300, help="seconds to wait for the app (default 300)")
     c.add_common_args(parser)
     args = parser.parse_args(argv)
@@ -160,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         add("python -c pass", time_bare())
         seconds, answers["CLI"] = time_cli(args.question)
         add("CLI: qa ask --json (spawn to exit)", seconds)
+        for runtime in filter(None, args.runtimes.split(",")):
+            seconds, answers[f"CLI {runtime}"] = time_cli(args.question, runtime)
+            add(f"CLI: QA_RUNTIME={runtime} qa ask --json (spawn to exit)", seconds)
         if not args.no_api:
             marks = time_api(args.question)
             answers["API"] = marks.pop("answer")
