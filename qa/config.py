@@ -15,8 +15,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INDEX_DIR = REPO_ROOT / "index"
-# The fast reader's folder (``minilm``); since 0.4.0 a LoRA adapter over minilm-8, which stays in models/reader.
-DEFAULT_READER_DIR = REPO_ROOT / "models" / "reader-minilm"
+# The default reader's folder: minilm-8 (since 0.4.0 also the base of the ``minilm`` reader, models/reader-minilm).
+DEFAULT_READER_DIR = REPO_ROOT / "models" / "reader"
 DEFAULT_ARTICLE = REPO_ROOT / "data" / "iran-us-enemy-of-my-enemy.txt"
 SHARED_DIR = REPO_ROOT.parent / "shared"
 
@@ -60,7 +60,8 @@ class Settings:
         min_answer_prob: abstain when the best span's probability over all candidates is below this.
         cascade_cut: with the cascade reader (``reader="auto"``), the accurate reader rereads a question where the
             fast reader abstains or its answer's confidence (:attr:`qa.types.Answer.confidence`) is under this; 0
-            rereads abstentions only, above 1 rereads everything. Chosen by ``bench/gates/cascade.sh`` (numbers in docs/performance.md).
+            rereads abstentions only, above 1 rereads everything. Chosen on SQuAD 2.0's calibration articles by
+            ``bench/gates/honest.sh`` (0.4.0; before it, 0.4 by ``bench/gates/cascade.sh``).
         max_question_chars: longer questions are truncated (with a notice) to this many characters.
         runtime: what runs the reader: ``torch``, ``onnx`` (ONNX Runtime, float32), ``onnx-int8`` (ONNX Runtime,
             dynamic int8 weights) or ``auto``: the fastest that keeps the reader's accuracy on this CPU
@@ -90,7 +91,7 @@ class Settings:
     n_best: int = 5
     no_answer_threshold: float | None = None
     min_answer_prob: float = 0.0
-    cascade_cut: float = 0.4
+    cascade_cut: float = 0.9
     max_question_chars: int = 2000
     runtime: str = "auto"
     use_bf16: bool = True

@@ -117,10 +117,11 @@ def test_the_installed_packages_assemble_the_real_mpnet_base():
 
 
 def test_reader_names_resolve_to_their_folders_and_anything_else_is_kept():
-    assert reader_folder("minilm") == str(DEFAULT_READER_DIR) == str(REPO / "models" / "reader-minilm")
+    assert reader_folder("minilm") == str(REPO / "models" / "reader-minilm")
+    assert reader_folder("") == reader_folder("minilm-8") == str(DEFAULT_READER_DIR) == str(REPO / "models" / "reader")
     assert reader_folder("mpnet") == str(REPO / "models" / "reader-mpnet")
     assert reader_folder("/models/mine") == "/models/mine"
-    assert reader_name(str(DEFAULT_READER_DIR)) == "minilm"
+    assert reader_name(str(DEFAULT_READER_DIR)) == "minilm-8" and reader_name("") == "minilm-8"
     assert reader_name("/models/mine") == "/models/mine"
     assert Settings(reader="mpnet").reader_path() == str(NAMED_READERS["mpnet"])
 
@@ -129,7 +130,8 @@ def test_each_shipped_reader_has_a_version_and_its_own_calibration():
     for name, folder in NAMED_READERS.items():
         if not folder.exists():
             pytest.skip(f"the {name} reader is not shipped in this checkout")
-        assert reader_card(folder)["version"].startswith(name + "-")
+        version = reader_card(folder)["version"]
+        assert version == name or version.startswith(name + "-")
         assert Settings(reader=name, no_answer_threshold=None).abstention_threshold() == json.loads(
             (folder / "calibration.json").read_text())["no_answer_threshold"]
 
@@ -225,6 +227,7 @@ def test_minilm_8_stays_in_models_reader_as_the_base_of_later_minilm_adapters():
     assert folder() == MINILM8_DIR == REPO / "models" / "reader"
     assert sha256_file(MINILM8_DIR / "model.safetensors") == sha
     assert base_key(str(MINILM8_DIR)) == "minilm-8"
-    assert json.loads((DEFAULT_READER_DIR / "adapter_config.json").read_text())["base_model_name_or_path"] == "minilm-8"
+    minilm = json.loads((NAMED_READERS["minilm"] / "adapter_config.json").read_text())
+    assert minilm["base_model_name_or_path"] == "minilm-8"
     assert base_key("/root/.cache/articleqa/all-mpnet-base-v2-78c0197b6159") == "all-mpnet-base-v2"
     assert base_key("/elsewhere/model") == "/elsewhere/model"
