@@ -257,9 +257,15 @@ def main(argv: list[str] | None = None) -> int:
         "cross_validation": cross_validate(rows, preds, weights),
         "trade_off": trade_off(rows, preds, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, threshold],
                                weights),
-        "command": "python -m qa.training.calibrate " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "seconds": round(time.time() - started, 1),
     }
+    return write_calibration(result, args, argv, started)
+
+
+def write_calibration(result: dict, args: argparse.Namespace, argv: list[str] | None, started: float) -> int:
+    """Print the calibration with its command and time, and write it (unless ``--dry-run``) to ``--out`` or the
+    reader's ``calibration.json``."""
+    result["command"] = "python -m qa.training.calibrate " + " ".join(argv if argv is not None else sys.argv[1:])
+    result["seconds"] = round(time.time() - started, 1)
     text = json.dumps(result, indent=2)
     print(text)
     if not args.dry_run:
@@ -291,14 +297,8 @@ def calibrate_squad2(args: argparse.Namespace, argv: list[str] | None) -> int:
         "bf16": use_bf16(args),
         "calibration_articles": at(threshold),
         "trade_off": [{"threshold": t, **at(t)} for t in sorted({-2.0, 0.0, 2.0, 4.0, 6.0, 8.0, threshold})],
-        "command": "python -m qa.training.calibrate " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "seconds": round(time.time() - started, 1),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if not args.dry_run:
-        Path(args.out or Path(args.model) / "calibration.json").write_text(text + "\n", encoding="utf-8")
-    return 0
+    return write_calibration(result, args, argv, started)
 
 
 if __name__ == "__main__":
