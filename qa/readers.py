@@ -79,11 +79,12 @@ def reader_folder(setting: str) -> str:
 
 
 def reader_label(setting: str) -> str:
-    """How the reader is shown to a user: its name and version, e.g. ``mpnet (mpnet-3)``; for a cascade both, in
-    order (``auto: minilm (minilm-8), then mpnet (mpnet-3)``)."""
+    """How the reader is shown to a user: its name and version, e.g. ``mpnet (mpnet-4)`` (``minilm-8`` where the
+    name is the version); for a cascade both, in order (``auto: minilm (minilm-10), then mpnet (mpnet-4)``)."""
     def one(name: str) -> str:
         version = reader_card(reader_folder(name)).get("version")
-        return f"{reader_name(name)}{f' ({version})' if version else ''}"
+        shown = reader_name(name)
+        return f"{shown}{f' ({version})' if version and version != shown else ''}"
 
     stages = reader_stages(setting)
     return one(stages[0]) if len(stages) == 1 else f"{setting}: " + ", then ".join(one(s) for s in stages)

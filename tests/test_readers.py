@@ -231,3 +231,11 @@ def test_minilm_8_stays_in_models_reader_as_the_base_of_later_minilm_adapters():
     assert minilm["base_model_name_or_path"] == "minilm-8"
     assert base_key("/root/.cache/articleqa/all-mpnet-base-v2-78c0197b6159") == "all-mpnet-base-v2"
     assert base_key("/elsewhere/model") == "/elsewhere/model"
+
+
+def test_a_reader_is_shown_with_its_version_unless_its_name_is_the_version():
+    from qa.readers import reader_label
+
+    assert reader_label("mpnet") == "mpnet (mpnet-4)" and reader_label("minilm") == "minilm (minilm-10)"
+    assert reader_label("") == reader_label("minilm-8") == "minilm-8"
+    assert reader_label("auto") == "auto: minilm (minilm-10), then mpnet (mpnet-4)"
