@@ -15,6 +15,7 @@ Every consumer asks :func:`part_of` (or :func:`articles`); nothing else decides 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,14 @@ class Question:
     title: str
 
 
+@functools.lru_cache(maxsize=2)
+def _articles_of(path: Path) -> list[dict]:
+    """The file's articles, parsed once per process (the questions and the index of a part both need them)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"SQuAD 2.0 dev is not at {path}: these scripts read it from ../shared/qa-data")
+    return json.loads(path.read_text(encoding="utf-8"))["data"]
+
+
 def load_part(part: str, path: str | Path = SQUAD2_DEV) -> list[Question]:
     """The questions of one part, in file order.
 
@@ -68,10 +77,7 @@ def load_part(part: str, path: str | Path = SQUAD2_DEV) -> list[Question]:
     Raises:
         FileNotFoundError: the file is missing (the message names it).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SQuAD 2.0 dev is not at {path}: these scripts read it from ../shared/qa-data")
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    data = _articles_of(Path(path))
     keep = set(articles(part, len(data)))
     out = []
     for a_i, article in enumerate(data):
@@ -88,6 +94,5 @@ def load_part(part: str, path: str | Path = SQUAD2_DEV) -> list[Question]:
 
 def article_texts(part: str, path: str | Path = SQUAD2_DEV) -> dict[int, tuple[str, list[str]]]:
     """Each article of ``part``: its index -> (title, paragraphs in order)."""
-    path = Path(path)
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    data = _articles_of(Path(path))
     return {a: (data[a]["title"], [p["context"] for p in data[a]["paragraphs"]]) for a in articles(part, len(data))}
