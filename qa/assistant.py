@@ -108,6 +108,7 @@ class Assistant:
         # One reader, or a cascade's two: the first answers, the second rereads where the first is unsure.
         self.stages = [settings.replace(reader=name) for name in reader_stages(settings.reader)]
         self.no_answer_threshold = settings.abstention_threshold()
+        self.exit_margins = [stage.exit_margin() for stage in self.stages]
         self.embedder = embedder
         self._reader = reader
         self._rereader: Reader | None = None
@@ -223,7 +224,7 @@ class Assistant:
         cards = [cs for _, cs in documents]
         items = [(read, [p.passage.text for p in ps] + [c.text for c in cs])
                  for (read, cs), ps in zip(documents, retrieved)]
-        readings = self.reader.read_many(items, self.settings.n_best)
+        readings = self.reader.read_many(items, self.settings.n_best, exit_margin=self.exit_margins[0])
         answers = self._answers(self.stages[0], self.no_answer_threshold, readings, cleaned, queries, retrieved, cards,
                                 retriever.index.sources)
         t2 = time.perf_counter()
@@ -236,7 +237,8 @@ class Assistant:
             if redo:
                 second = self.stages[1]
                 reread = self._answers(second, second.abstention_threshold(),
-                                       self.rereader.read_many([items[i] for i in redo], self.settings.n_best),
+                                       self.rereader.read_many([items[i] for i in redo], self.settings.n_best,
+                                                               exit_margin=self.exit_margins[1]),
                                        *([xs[i] for i in redo] for xs in (cleaned, queries, retrieved, cards)),
                                        retriever.index.sources)
                 t3 = time.perf_counter()
@@ -432,9 +434,11 @@ class Assistant:
             if len(self.stages) > 1 else reader_card(self.settings.reader_path()).get("version"),
             "reader_path": self.settings.reader_path(),
             "no_answer_threshold": self.settings.abstention_threshold(),
+            "early_exit_margin": self.exit_margins[0],
             **({"cascade": {"readers": [reader_name(s.reader) for s in self.stages],
                             "paths": [s.reader_path() for s in self.stages],
                             "no_answer_thresholds": [s.abstention_threshold() for s in self.stages],
+                            "early_exit_margins": self.exit_margins,
                             "cut": self.settings.cascade_cut}} if len(self.stages) > 1 else {}),
             "retrieval": self.settings.retrieval,
             "passages": len(self.index),

@@ -57,6 +57,12 @@ class Settings:
             takes the value calibrated for the reader (its folder's ``calibration.json``, written by
             ``python -m qa.training.calibrate``), or 0.0 for a reader without one. A cascade's readers each take
             their own calibrated value.
+        early_exit_margin: read a question's best passage alone first, and answer from it when its best span beats
+            the no-answer score there by at least this many logits; only the other questions read the rest of their
+            passages (:meth:`qa.reader.Reader.read_many`). None (the default) takes the reader's calibrated value
+            (``early_exit_margin`` in its ``calibration.json``, chosen on SQuAD 2.0's calibration articles by
+            ``python -m qa.training.calibrate``), and reads every passage where there is none; ``inf`` always reads
+            every passage. A cascade's readers each take their own calibrated value.
         min_answer_prob: abstain when the best span's probability over all candidates is below this.
         cascade_cut: with the cascade reader (``reader="auto"``), the accurate reader rereads a question where the
             fast reader abstains or its answer's confidence (:attr:`qa.types.Answer.confidence`) is under this; 0
@@ -90,6 +96,7 @@ class Settings:
     reader_stride: int = 128
     n_best: int = 5
     no_answer_threshold: float | None = None
+    early_exit_margin: float | None = None
     min_answer_prob: float = 0.0
     cascade_cut: float = 0.9
     max_question_chars: int = 2000
@@ -159,14 +166,32 @@ class Settings:
         """
         if self.no_answer_threshold is not None:
             return self.no_answer_threshold
+        value = self._calibrated("no_answer_threshold", "QA_NO_ANSWER_THRESHOLD")
+        return 0.0 if value is None else value
+
+    def exit_margin(self) -> float | None:
+        """``early_exit_margin``, or the reader's calibrated value when it is None (None: no early exit).
+
+        Raises:
+            ConfigError: the reader's ``calibration.json`` cannot be read.
+        """
+        if self.early_exit_margin is not None:
+            return self.early_exit_margin
+        return self._calibrated("early_exit_margin", "QA_EARLY_EXIT_MARGIN")
+
+    def _calibrated(self, key: str, variable: str) -> float | None:
+        """The reader's calibrated ``key`` (its folder's ``calibration.json``); None where it has no such value."""
         path = Path(self.reader_path()) / CALIBRATION_FILE
         if not path.is_file():
-            return 0.0
+            return None
         try:
-            return float(json.loads(path.read_text(encoding="utf-8"))["no_answer_threshold"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            value = json.loads(path.read_text(encoding="utf-8")).get(key)
+            if key == "no_answer_threshold" and value is None:
+                raise KeyError(key)
+            return None if value is None else float(value)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"cannot read the reader's calibration {path} ({exc}); rerun "
-                              "`python -m qa.training.calibrate` or set QA_NO_ANSWER_THRESHOLD") from None
+                              f"`python -m qa.training.calibrate` or set {variable}") from None
 
 
 def _parse(name: str, raw: str, type_name: object) -> object:

@@ -13,8 +13,10 @@ abstention thresholds.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +63,9 @@ class Reading:
     no_answer_score: float
     question_chars: int | None = None
     """Set when the question was too long for a reader window: how many of its first characters were read."""
+    passages_read: int | None = None
+    """How many of the passages given were read: fewer than given when the reading stopped early
+    (:meth:`Reader.read_many`'s ``exit_margin``); None means all."""
 
     @property
     def margin(self) -> float:
@@ -213,8 +218,33 @@ class Reader:
         """
         return self.read_many([(question, passages)], top_k)[0]
 
-    def read_many(self, items: list[tuple[str, list[str]]], top_k: int | None = None) -> list[Reading]:
-        """Read several questions, each over its own passages, in shared batches."""
+    def read_many(self, items: list[tuple[str, list[str]]], top_k: int | None = None,
+                  exit_margin: float | None = None) -> list[Reading]:
+        """Read several questions, each over its own passages (best first), in shared batches.
+
+        Args:
+            items: (question, passages) pairs.
+            top_k: spans to keep per question (default ``n_best``).
+            exit_margin: early exit. When set, every question's first passage is read alone first, and a
+                question whose best span there beats the no-answer score by at least this many logits is
+                answered from it; only the others read their remaining passages (in a second batch). For those
+                the reading is the same as without it; an abstention always reads every passage. None (or
+                ``inf``) reads every passage of every question at once.
+        Returns:
+            One :class:`Reading` per item, in order.
+        """
+        if exit_margin is None or exit_margin == math.inf or all(len(ps) < 2 for _, ps in items):
+            return self._read_all(items, top_k)
+        first = self._read_all([(q, ps[:1]) for q, ps in items], top_k)
+        rest = [i for i, (q, ps) in enumerate(items) if len(ps) > 1 and first[i].margin < exit_margin]
+        for i, more in zip(rest, self._read_all([(items[i][0], items[i][1][1:]) for i in rest], top_k)):
+            first[i] = merge_readings(first[i], more, top_k or self.n_best)
+        reread = set(rest)
+        return [r if i in reread or len(ps) < 2 else dataclasses.replace(r, passages_read=1)
+                for i, (r, (_, ps)) in enumerate(zip(first, items))]
+
+    def _read_all(self, items: list[tuple[str, list[str]]], top_k: int | None = None) -> list[Reading]:
+        """Read several questions, each over all of its passages, in shared batches."""
         top_k = top_k or self.n_best
         fitted = [self.fit_question(q) for q, _ in items]
         cut = [len(f) if f != q else None for f, (q, _) in zip(fitted, items)]
@@ -347,6 +377,14 @@ def _onnx_model(path: str, runtime: str):
         return OnnxQAModel(onnx_file(path, runtime), runtime)
     except OnnxError as exc:
         raise ReaderError(f"{exc}; QA_RUNTIME=torch runs the reader without ONNX Runtime") from None
+
+
+def merge_readings(first: Reading, more: Reading, top_k: int) -> Reading:
+    """One question's reading of its first passage and of the rest (their ``passage_index`` counted from 1)
+    made one: the same spans and no-answer score as reading all of them together. Pure function."""
+    shifted = [dataclasses.replace(span, passage_index=span.passage_index + 1) for span in more.spans]
+    spans = sorted(first.spans + shifted, key=lambda s: -s.score)[:top_k]
+    return Reading(spans, min(first.no_answer_score, more.no_answer_score), first.question_chars)
 
 
 def word_edges(word_ids: list[int | None], context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

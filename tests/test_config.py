@@ -122,6 +122,23 @@ def test_the_no_answer_threshold_defaults_to_the_readers_calibration(tmp_path):
     assert Settings(reader=str(tmp_path), no_answer_threshold=-1.0).abstention_threshold() == -1.0
 
 
+def test_the_early_exit_margin_defaults_to_the_readers_calibration_and_is_off_without_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("QA_EARLY_EXIT_MARGIN", raising=False)
+    (tmp_path / "calibration.json").write_text('{"no_answer_threshold": 2.5, "early_exit_margin": 6.0}')
+    assert Settings(reader=str(tmp_path)).exit_margin() == 6.0
+    assert Settings(reader=str(tmp_path), early_exit_margin=float("inf")).exit_margin() == float("inf")
+    (tmp_path / "calibration.json").write_text('{"no_answer_threshold": 2.5}')
+    assert Settings(reader=str(tmp_path)).exit_margin() is None
+    assert Settings(reader="some-org/some-hub-model").exit_margin() is None
+
+
+def test_early_exit_can_be_turned_off_from_the_environment(monkeypatch):
+    monkeypatch.setenv("QA_EARLY_EXIT_MARGIN", "inf")
+    assert Settings.from_env().exit_margin() == float("inf")
+    monkeypatch.setenv("QA_EARLY_EXIT_MARGIN", "calibrated")
+    assert Settings.from_env().early_exit_margin is None
+
+
 def test_a_reader_without_calibration_abstains_at_zero(tmp_path):
     assert Settings(reader=str(tmp_path)).abstention_threshold() == 0.0
     assert Settings(reader="some-org/some-hub-model").abstention_threshold() == 0.0

@@ -98,6 +98,54 @@ def test_read_many_equals_reading_one_question_at_a_time(tiny_reader):
         assert alone.no_answer_score == pytest.approx(reading.no_answer_score, abs=1e-4)
 
 
+EXIT_ITEMS = [("Who met Bob?", ["Alice met Bob in Paris.", "Carol stayed home.", "Dan flew to Oslo."]),
+              ("Where does Bob live?", ["Bob lives in Rome.", "Rome is in Italy."]),
+              ("What is one passage?", ["Only this one."])]
+
+
+def _spans(reading):
+    return [(s.text, s.passage_index, s.start, s.end, round(s.score, 3)) for s in reading.spans]
+
+
+def test_early_exit_that_never_triggers_reads_exactly_what_the_full_read_does(tiny_reader):
+    full = tiny_reader.read_many(EXIT_ITEMS, top_k=4)
+    never = tiny_reader.read_many(EXIT_ITEMS, top_k=4, exit_margin=1e9)
+    for a, b in zip(full, never):
+        assert _spans(a) == _spans(b)
+        assert a.no_answer_score == pytest.approx(b.no_answer_score, abs=1e-3)
+        assert b.passages_read is None
+
+
+def test_early_exit_that_always_triggers_reads_only_the_first_passage(tiny_reader):
+    first_only = tiny_reader.read_many([(q, ps[:1]) for q, ps in EXIT_ITEMS], top_k=4)
+    exited = tiny_reader.read_many(EXIT_ITEMS, top_k=4, exit_margin=float("-inf"))
+    for a, b, (_, ps) in zip(first_only, exited, EXIT_ITEMS):
+        assert _spans(a) == _spans(b)
+        assert all(s.passage_index == 0 for s in b.spans)
+        assert b.passages_read == (1 if len(ps) > 1 else None)
+
+
+def test_early_exit_answers_from_the_first_passage_only_when_its_margin_reaches_the_exit_margin(tiny_reader):
+    first_only = tiny_reader.read_many([(q, ps[:1]) for q, ps in EXIT_ITEMS], top_k=4)
+    full = tiny_reader.read_many(EXIT_ITEMS, top_k=4)
+    # An exit margin between the first passages' margins: the higher one exits, the lower one reads on.
+    low, high = sorted(first_only[:2], key=lambda r: r.margin)
+    mixed = tiny_reader.read_many(EXIT_ITEMS, top_k=4, exit_margin=(low.margin + high.margin) / 2)
+    for alone, whole, got in zip(first_only[:2], full[:2], mixed[:2]):
+        expected = alone if alone is high else whole
+        assert _spans(got) == _spans(expected)
+
+
+def test_merged_readings_keep_the_best_spans_and_the_lowest_no_answer_score():
+    from qa.reader import Reading, Span, merge_readings
+
+    first = Reading([Span("a", 3.0, 0, 0, 1, -1.0), Span("b", 1.0, 0, 2, 3, -1.0)], -1.0)
+    rest = Reading([Span("c", 2.0, 0, 0, 1, -2.0), Span("d", 0.5, 1, 4, 5, -2.0)], -2.0)
+    merged = merge_readings(first, rest, top_k=3)
+    assert [(s.text, s.passage_index) for s in merged.spans] == [("a", 0), ("c", 1), ("b", 0)]
+    assert merged.no_answer_score == -2.0
+
+
 def test_bf16_autocast_gives_the_same_answers_as_fp32(tiny_reader_dir):
     passages = ["Qassem Suleimani, the commander of the Quds Force, is in control of the operation.",
                 "Iran sent about 500 forces from the Revolutionary Guards Corps to Diyala province."]

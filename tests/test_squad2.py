@@ -124,3 +124,32 @@ def test_the_cascade_takes_the_slow_reader_where_the_fast_one_abstains_or_is_uns
     assert [p.text for p in preds] == ["Tehran", None, "1979"] and reread == pytest.approx(2 / 3)
     cut, rows = choose_cut(questions, fast, slow, [0.0, 0.6, 0.95])
     assert cut == 0.6 and [r["f1"] for r in rows] == [pytest.approx(66.67), 100.0, 100.0]
+
+
+def test_early_exit_answers_from_the_first_passage_where_its_margin_reaches_the_exit_margin():
+    from qa.training.squad2 import early_exit
+
+    # full reads and first-passage reads of three questions, both without a threshold
+    full = [_p("Tehran", 6.0), _p("1979", 1.0), _p("Baghdad", 0.5)]
+    first = [_p("Tehran", 7.0), _p("1980", 3.0), _p("Basra", -1.0)]
+    preds, exited = early_exit(full, first, threshold=0.8, exit_margin=2.5)
+    assert [p.text for p in preds] == ["Tehran", "1980", None] and exited == pytest.approx(2 / 3)
+    preds, exited = early_exit(full, first, threshold=0.8, exit_margin=5.0)
+    assert [p.text for p in preds] == ["Tehran", "1979", None] and exited == pytest.approx(1 / 3)
+    # an exit margin under the threshold still never answers below the threshold
+    preds, _ = early_exit(full, first, threshold=4.0, exit_margin=0.0)
+    assert [p.text for p in preds] == ["Tehran", None, None]
+
+
+def test_the_exit_margin_is_the_lowest_that_keeps_f1_within_the_tolerance_of_the_full_read():
+    from qa.training.squad2 import choose_exit
+
+    questions = [_q("a", ["Tehran"]), _q("b", ["1979"]), _q("c", [])]
+    full = [_p("Tehran", 6.0), _p("1979", 4.0), _p("Basra", -1.0)]
+    first = [_p("Tehran", 7.0), _p("1980", 3.0), _p("Basra", 1.0)]
+    margin, rows = choose_exit(questions, full, first, threshold=0.0, margins=[0.0, 2.0, 3.5, 8.0])
+    # at 0 and 2 the first passage's wrong answers are taken; from 3.5 only "Tehran" exits, as right as the full read
+    assert margin == 3.5
+    assert [r["exited"] for r in rows] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0], abs=1e-3)
+    assert [r["changed"] for r in rows] == [2, 1, 0, 0]
+    assert choose_exit(questions, full, [_p("x", 9.0)] * 3, 0.0, [1.0, 2.0])[0] is None

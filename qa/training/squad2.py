@@ -184,6 +184,51 @@ def best_threshold(questions: list[Question], predictions: list[Prediction]) -> 
     return round(best_t, 4) if best_t != math.inf else 1e6
 
 
+def early_exit(full: list[Prediction], first: list[Prediction], threshold: float,
+               exit_margin: float) -> tuple[list[Prediction], float]:
+    """The engine's predictions with early exit at ``exit_margin`` (:meth:`qa.reader.Reader.read_many`), from its
+    predictions reading every passage (``full``) and reading only the best passage (``first``), both made without
+    a threshold: the first passage's answer where its margin reaches ``exit_margin`` (and the threshold), else the
+    full read's, held to ``threshold``.
+
+    Returns:
+        The predictions and the share of questions answered from their first passage.
+    """
+    if len(full) != len(first):
+        raise ValueError("the two readings are not of the same questions")
+    out, exited = [], 0
+    for f, o in zip(full, first):
+        if o.best and o.margin >= max(exit_margin, threshold):
+            out.append(Prediction(o.best, o.best, o.margin, o.confidence, o.reader))
+            exited += 1
+        else:
+            out.append(Prediction(f.best if f.best and f.margin >= threshold else None, f.best, f.margin,
+                                  f.confidence, f.reader))
+    return out, exited / max(1, len(full))
+
+
+def choose_exit(questions: list[Question], full: list[Prediction], first: list[Prediction], threshold: float,
+                margins: list[float], tolerance: float = 0.1) -> tuple[float | None, list[dict]]:
+    """The lowest early-exit margin of ``margins`` at which SQuAD 2.0 F1 stays within ``tolerance`` points of
+    reading every passage (None when none does).
+
+    Returns:
+        The margin (or None) and, per margin, its F1, HasAns F1, share refused, share exited and answers changed.
+    """
+    base = [Prediction(f.best if f.best and f.margin >= threshold else None, f.best, f.margin, f.confidence,
+                       f.reader) for f in full]
+    base_f1 = report(questions, base)["f1"]
+    rows = []
+    for m in sorted(set(margins)):
+        preds, exited = early_exit(full, first, threshold, m)
+        r = report(questions, preds)
+        rows.append({"exit_margin": m, "f1": round(r["f1"], 2), "f1_full_read": round(base_f1, 2),
+                     "has_ans_f1": round(r["has_ans_f1"], 2), "unanswerable_refused": round(r["unanswerable_refused"], 2),
+                     "exited": round(exited, 3), "changed": sum(a.text != b.text for a, b in zip(preds, base))})
+    ok = [row["exit_margin"] for row in rows if row["f1"] >= round(base_f1, 2) - tolerance]
+    return (min(ok) if ok else None), rows
+
+
 def cascade(fast: list[Prediction], slow: list[Prediction], cut: float) -> tuple[list[Prediction], float]:
     """The cascade's predictions at ``cut`` from each reader's own, as :meth:`qa.assistant.Assistant.ask_many`
     decides (:func:`qa.assistant.needs_rereading`): the slow reader's where the fast one abstained or its
