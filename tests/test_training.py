@@ -13,6 +13,8 @@ from qa.training.data import (
     featurize,
     make_negatives,
     make_removal_negatives,
+    make_swap_negatives,
+    mentions,
     plain_sentence_spans,
 )
 
@@ -79,6 +81,29 @@ def test_removal_negatives_skip_answers_that_occur_twice_or_leave_too_little():
            Example("b", "Who described Tabriz?", short, "Marco Polo", short.index("Marco")), unanswerable]
     assert make_removal_negatives(exs, fraction=1.0, seed=0) == []
     assert make_removal_negatives(exs[:1], fraction=0.0, seed=0) == []
+
+
+def test_mentions_are_years_numbers_and_names_that_do_not_start_a_sentence():
+    text = "When did Marco Polo reach Tabriz in 1290? Later 3 ships of the Venice fleet sailed."
+    found = [(kind, text[s:e]) for kind, s, e in mentions(text)]
+    assert found == [("name", "Marco Polo"), ("name", "Tabriz"), ("year", "1290"), ("number", "3"),
+                     ("name", "Venice")]
+
+
+def test_swap_negatives_ask_the_own_paragraph_about_a_mention_it_never_makes():
+    own = "Marco Polo described Tabriz in 1290. He praised its silk."
+    other = "Ibn Battuta visited Tabriz in 1327. He saw its markets."
+    exs = [Example("a", "Who described Tabriz in 1290?", own, "Marco Polo", 0, article=1),
+           Example("b", "Who visited Tabriz in 1327?", other, "Ibn Battuta", 0, article=1),
+           Example("c", "Why?", own, "", -1, article=1)]
+    negatives = make_swap_negatives(exs, fraction=1.0, seed=0)
+    assert sorted(n.qid for n in negatives) == ["a-swap", "b-swap"]
+    by_qid = {n.qid: n for n in negatives}
+    # "Tabriz" is in both paragraphs, so only the year can be swapped: for the other paragraph's year
+    assert by_qid["a-swap"].question == "Who described Tabriz in 1327?" and by_qid["a-swap"].context == own
+    assert by_qid["b-swap"].question == "Who visited Tabriz in 1290?"
+    assert all(n.answer_start == -1 and n.answer_text == "" for n in negatives)
+    assert make_swap_negatives(exs, fraction=0.0, seed=0) == []
 
 
 def test_bucketed_batches_cover_every_window_once_and_are_reproducible():

@@ -145,6 +145,73 @@ def make_removal_negatives(examples: list[Example], fraction: float, seed: int) 
     return out
 
 
+# Mentions a look-alike question swaps: a year, another number, or a run of capitalised words (a name).
+_YEAR = re.compile(r"\b1\d{3}\b|\b20\d\d\b")
+_NUMBER = re.compile(r"\b\d[\d,.]*\b")
+_NAME = re.compile(r"\b[A-Z][\w\-]*(?:\s+(?:of\s+|the\s+|de\s+|van\s+|von\s+)?[A-Z][\w\-]*)*")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\"\u201c(]\s*)$")
+
+
+def mentions(text: str) -> list[tuple[str, int, int]]:
+    """The years, other numbers and names (runs of capitalised words) of ``text``: ``(kind, start, end)``.
+
+    A name that starts the text or a sentence of it is left out (a first word is capitalised whatever it is).
+    """
+    found: list[tuple[str, int, int]] = []
+    taken: list[tuple[int, int]] = []
+    for kind, pattern in (("year", _YEAR), ("number", _NUMBER), ("name", _NAME)):
+        for m in pattern.finditer(text):
+            start, end = m.span()
+            if any(start < e and s < end for s, e in taken) or \
+                    (kind == "name" and _SENTENCE_START.search(text[max(0, start - 3):start])):
+                continue
+            found.append((kind, start, end))
+            taken.append((start, end))
+    return sorted(found, key=lambda x: x[1])
+
+
+def make_swap_negatives(examples: list[Example], fraction: float, seed: int) -> list[Example]:
+    """Turn a ``fraction`` of the answerable questions into look-alike unanswerable ones by swapping a mention.
+
+    A year, number or name of the question is replaced by another of the same kind taken from another
+    paragraph of the same article, one that the question's own paragraph never mentions; the question is then
+    asked of its own paragraph, which now does not answer it ("When did Beyonce leave Destiny's Child?" asked
+    as "When did Kelly Rowland leave Destiny's Child?" where only Beyonce's leaving is told). Questions without
+    a mention, or without a replacement, are skipped.
+
+    Args:
+        examples: the training examples (no-answer ones are left alone).
+        fraction: share of the answerable ones to turn into negatives.
+        seed: for the sampling and the choice of mention and replacement.
+    Returns:
+        The new no-answer examples, ``qid`` suffixed ``-swap``.
+    """
+    rng = random.Random(f"swap-{seed}")
+    pool: dict[tuple[int, str], set[str]] = {}
+    for ctx, article in {(ex.context, ex.article) for ex in examples}:
+        for kind, start, end in mentions(ctx):
+            pool.setdefault((article, kind), set()).add(ctx[start:end])
+    pools = {key: sorted(values) for key, values in pool.items()}
+    out: list[Example] = []
+    for ex in examples:
+        if ex.answer_start < 0 or rng.random() >= fraction:
+            continue
+        found = mentions(ex.question)
+        rng.shuffle(found)
+        context = ex.context.lower()
+        for kind, start, end in found:
+            original = ex.question[start:end]
+            if original.lower() not in context:
+                continue  # a mention the paragraph does not state: swapping it proves nothing
+            options = [v for v in pools.get((ex.article, kind), []) if v.lower() not in context
+                       and v.lower() not in ex.question.lower()]
+            if options:
+                question = ex.question[:start] + rng.choice(options) + ex.question[end:]
+                out.append(Example(ex.qid + "-swap", question, ex.context, "", -1, ex.article))
+                break
+    return out
+
+
 @dataclass
 class Features:
     """Tokenised training windows, ragged: ``input_ids[i]`` has its own length.
@@ -252,7 +319,7 @@ def squad2_examples(part: str) -> list[Example]:
 
 
 def training_examples(train_file: str | Path, limit: int | None, offset: int, seed: int, negative_fraction: float,
-                      removal_fraction: float, squad2_part: str = "") -> list[Example]:
+                      removal_fraction: float, squad2_part: str = "", swap_fraction: float = 0.0) -> list[Example]:
     """The examples a training run learns from: its questions, then their paired and answer-deleted negatives,
     then (with ``squad2_part``) SQuAD 2.0's questions of that part, answerable and unanswerable as written.
 
@@ -264,6 +331,7 @@ def training_examples(train_file: str | Path, limit: int | None, offset: int, se
         seed: for the sample and the negatives.
         negative_fraction: share of the questions paired with another paragraph of their article.
         removal_fraction: share of the questions whose answer sentence is deleted.
+        swap_fraction: share of the questions made look-alike unanswerable ones (:func:`make_swap_negatives`).
         squad2_part: ``train`` adds the SQuAD 2.0 dev questions of :mod:`qa.training.splits`' training articles
             ("": none; ``train_file`` may then be "" for SQuAD 2.0 alone).
     Returns:
@@ -278,20 +346,23 @@ def training_examples(train_file: str | Path, limit: int | None, offset: int, se
         examples = [examples[i] for i in sorted(order[offset : offset + limit])]
     negatives = make_negatives(examples, negative_fraction, seed)
     removals = make_removal_negatives(examples, removal_fraction, seed)
+    swaps = make_swap_negatives(examples, swap_fraction, seed) if swap_fraction else []
     squad2 = squad2_examples(squad2_part) if squad2_part else []
-    log.info("%d questions, %d paired negatives, %d answer-deleted negatives, %d SQuAD 2.0 questions (%d unanswerable)",
-             len(examples), len(negatives), len(removals), len(squad2), sum(ex.answer_start < 0 for ex in squad2))
-    return examples + negatives + removals + squad2
+    log.info("%d questions, %d paired negatives, %d answer-deleted negatives, %d look-alike negatives, %d SQuAD 2.0 "
+             "questions (%d unanswerable)", len(examples), len(negatives), len(removals), len(swaps), len(squad2),
+             sum(ex.answer_start < 0 for ex in squad2))
+    return examples + negatives + removals + swaps + squad2
 
 
 # The run settings that decide which examples a run has (TrainConfig and TeacherConfig both carry them).
-SELECTION = ("train_file", "limit", "offset", "seed", "negative_fraction", "removal_fraction", "squad2_part")
+SELECTION = ("train_file", "limit", "offset", "seed", "negative_fraction", "removal_fraction", "squad2_part",
+             "swap_fraction")
 
 
 def selected_examples(cfg) -> list[Example]:
     """:func:`training_examples` for a run config with the :data:`SELECTION` fields (a config without
     ``squad2_part``, as older runs saved it, has none)."""
-    return training_examples(**{k: getattr(cfg, k, "") for k in SELECTION})
+    return training_examples(**{k: getattr(cfg, k, 0.0 if k == "swap_fraction" else "") for k in SELECTION})
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int = 0) -> list[list[int]]:

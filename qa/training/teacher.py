@@ -62,6 +62,7 @@ class TeacherConfig:
     seed: int = 13
     negative_fraction: float = 0.15
     removal_fraction: float = 0.2
+    swap_fraction: float = 0.0
     squad2_part: str = ""
     max_length: int = 384
     stride: int = 128

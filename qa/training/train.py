@@ -47,6 +47,7 @@ class TrainConfig:
     stride: int = 64
     negative_fraction: float = 0.15
     removal_fraction: float = 0.0
+    swap_fraction: float = 0.0
     squad2_part: str = ""
     keep_cut_fraction: float = 0.2
     batch_size: int = 32
