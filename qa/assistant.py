@@ -108,7 +108,10 @@ class Assistant:
         # One reader, or a cascade's two: the first answers, the second rereads where the first is unsure.
         self.stages = [settings.replace(reader=name) for name in reader_stages(settings.reader)]
         self.no_answer_threshold = settings.abstention_threshold()
-        self.exit_margins = [stage.exit_margin() for stage in self.stages]
+        # Early exit is calibrated per reader: a reader handed in (not named by the settings) exits only where the
+        # settings give a margin explicitly.
+        self.exit_margins = [settings.early_exit_margin if i == 0 and reader is not None else stage.exit_margin()
+                             for i, stage in enumerate(self.stages)]
         self.embedder = embedder
         self._reader = reader
         self._rereader: Reader | None = None

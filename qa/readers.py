@@ -79,8 +79,8 @@ def reader_folder(setting: str) -> str:
 
 
 def reader_label(setting: str) -> str:
-    """How the reader is shown to a user: its name and version, e.g. ``mpnet (mpnet-4)`` (``minilm-8`` where the
-    name is the version); for a cascade both, in order (``auto: minilm (minilm-10), then mpnet (mpnet-4)``)."""
+    """How the reader is shown to a user: its name and version, e.g. ``mpnet (mpnet-5)`` (``minilm-8`` where the
+    name is the version); for a cascade both, in order (``auto: minilm (minilm-10), then mpnet (mpnet-5)``)."""
     def one(name: str) -> str:
         version = reader_card(reader_folder(name)).get("version")
         shown = reader_name(name)

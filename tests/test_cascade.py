@@ -7,6 +7,7 @@ taken and both readers' times are paid. The engine's per-question results carry 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +200,26 @@ def test_auto_is_minilm_then_mpnet_and_a_cut_must_be_a_confidence():
     assert Settings(reader="auto").reader_path() == str(NAMED_READERS["minilm"])
     with pytest.raises(ConfigError, match="cascade_cut must be a confidence from 0 to 1"):
         Settings(cascade_cut=2.0)
+
+
+def test_each_reader_reads_with_its_own_calibrated_early_exit_and_a_handed_in_reader_with_none(
+        cascade_of, two_readers, article_index, embedder, tiny_reader):
+    from qa import Assistant
+    from qa.config import Settings
+
+    first, second = two_readers
+    calibration = json.loads((Path(first) / "calibration.json").read_text())
+    (Path(first) / "calibration.json").write_text(json.dumps({**calibration, "early_exit_margin": -1e9}))
+    try:
+        assert cascade_of().exit_margins == [-1e9, None]
+        exited = cascade_of(first).ask_many(QUESTIONS)
+        full = cascade_of(first, early_exit_margin=float("inf")).ask_many(QUESTIONS)
+        # exiting at any margin: every answer comes from the best passage, read alone
+        assert all(a.citations and a.citations[0].start >= a.passages[0].passage.start and
+                   a.citations[0].end <= a.passages[0].passage.end for a in exited)
+        assert any(not _same(a, b) for a, b in zip(exited, full))
+        assert all(a.text is not None for a in full)
+    finally:
+        (Path(first) / "calibration.json").write_text(json.dumps(calibration))
+    assert Assistant(article_index, embedder, tiny_reader, Settings()).exit_margins == [None]
+    assert Assistant(article_index, embedder, tiny_reader, Settings(early_exit_margin=4.0)).exit_margins == [4.0]

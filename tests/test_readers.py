@@ -212,7 +212,7 @@ def test_the_shipped_mpnet_reader_answers_with_a_cited_span(monkeypatch):
 
     monkeypatch.delenv("QA_CACHE_DIR")  # the merged model of the set-up's cache, not a new merge per test
     assistant = Assistant.load(reader="mpnet")
-    assert assistant.info()["reader"] == "mpnet" and assistant.info()["reader_version"] == "mpnet-4"
+    assert assistant.info()["reader"] == "mpnet" and assistant.info()["reader_version"] == "mpnet-5"
     answer = assistant.ask("Who is the commander of the Quds Force?")
     assert answer.text == "Qassem Suleimani"
     quote = answer.citations[0]
@@ -236,6 +236,6 @@ def test_minilm_8_stays_in_models_reader_as_the_base_of_later_minilm_adapters():
 def test_a_reader_is_shown_with_its_version_unless_its_name_is_the_version():
     from qa.readers import reader_label
 
-    assert reader_label("mpnet") == "mpnet (mpnet-4)" and reader_label("minilm") == "minilm (minilm-10)"
+    assert reader_label("mpnet") == "mpnet (mpnet-5)" and reader_label("minilm") == "minilm (minilm-10)"
     assert reader_label("") == reader_label("minilm-8") == "minilm-8"
-    assert reader_label("auto") == "auto: minilm (minilm-10), then mpnet (mpnet-4)"
+    assert reader_label("auto") == "auto: minilm (minilm-10), then mpnet (mpnet-5)"

@@ -3,7 +3,7 @@
 # again. Declared before any of these results (2026-12-07).
 #
 # Candidates for QA_READER=mpnet (now mpnet-4):
-#   mpnet-5: checkpoints/mpnet-5 (mpnet-4 trained 420 more steps on the same mix in another order: seed 23, lr 2e-4,
+#   mpnet-5: checkpoints/mpnet-5 (at commit 8c59fa6; mpnet-4 trained 420 more steps on the same mix in another order: seed 23, lr 2e-4,
 #            the rest as mpnet-4; its train_config.json), exported to runs/honest/mpnet-5 (--half --check 200).
 #   (Amended once the session's time was counted, after mpnet-5's calibration (F1 64.41) and before any other result:
 #   mpnet-6 is not a candidate here.
@@ -33,7 +33,7 @@
 #   eligible choice with the highest engine F1 on the calibration articles; none eligible: minilm-8 stays.
 #   Held-out SQuAD 2.0 (odd articles) is reported only, never used to choose.
 #
-# Steps: export | calibrate | sample | versions | cut | article | latency | heldout | summary
+# Steps: export | calibrate | sample | versions | recalibrate | cut | article | latency | heldout | summary
 # Results: bench/results/honest-2/. Exports: runs/honest/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -81,9 +81,10 @@ print("\n".join(lines))
 EOF
 fi
 # After V: models/reader-mpnet holds the winner (installed by hand from its export, calibration included), and every
-# shipped reader is recalibrated (its calibration.json gets its early-exit margin) before the steps below.
+# choice's reader (minilm, mpnet) is recalibrated (its calibration.json gets its early-exit margin) before the steps below;
+# minilm-8 keeps its calibration as shipped.
 if on recalibrate; then
-  for r in minilm-8:models/reader minilm:models/reader-minilm mpnet:models/reader-mpnet; do
+  for r in minilm:models/reader-minilm mpnet:models/reader-mpnet; do
     [ -s $R/calibrate-shipped-${r%%:*}.json ] || { $PY -m qa.training.calibrate --model ${r#*:} --objective squad2 \
       --bf16 --margins $R/calibration-shipped-${r%%:*}.jsonl > $R/calibrate-shipped-${r%%:*}.log 2>&1 && cp \
       ${r#*:}/calibration.json $R/calibrate-shipped-${r%%:*}.json; }
