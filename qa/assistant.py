@@ -105,13 +105,15 @@ class Assistant:
     def __init__(self, index: index_store.Index, embedder: Embedder, reader: Reader | None,
                  settings: Settings) -> None:
         self.settings = settings
-        # One reader, or a cascade's two: the first answers, the second rereads where the first is unsure.
-        self.stages = [settings.replace(reader=name) for name in reader_stages(settings.reader)]
+        # One reader, or a cascade's two: the first answers, the second rereads where the first is unsure. A reader
+        # handed in is the only one: no cascade around it.
+        self.stages = [settings.replace(reader=name) for name in reader_stages(settings.reader)] if reader is None \
+            else [settings]
         self.no_answer_threshold = settings.abstention_threshold()
         # Early exit is calibrated per reader: a reader handed in (not named by the settings) exits only where the
         # settings give a margin explicitly.
-        self.exit_margins = [settings.early_exit_margin if i == 0 and reader is not None else stage.exit_margin()
-                             for i, stage in enumerate(self.stages)]
+        self.exit_margins = [settings.early_exit_margin] if reader is not None else \
+            [stage.exit_margin() for stage in self.stages]
         self.embedder = embedder
         self._reader = reader
         self._rereader: Reader | None = None

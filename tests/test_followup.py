@@ -196,10 +196,11 @@ PAIRS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["minilm-8", "mpnet"])
+@pytest.fixture(scope="module", params=["minilm-8", "mpnet", "auto"])
 def shipped_assistant(request):
-    """The default reader (minilm-8) and the accurate one; minilm-10 (``minilm``), calibrated to refuse more, is
-    left out: it refuses "What did Hamid Aboutalebi tweet?" (README, Limitations)."""
+    """The default (auto, since 0.5.0), its accurate reader (mpnet) and the earlier default (minilm-8). minilm-10
+    (``minilm``) alone, calibrated to refuse more, is left out: it refuses "What did Hamid Aboutalebi tweet?"
+    (README, Limitations); in auto, mpnet rereads what it refuses."""
     from qa.assistant import Assistant
 
     return Assistant.load(reader=request.param)

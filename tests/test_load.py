@@ -110,6 +110,15 @@ def test_replies_are_checked_against_another_servers_run(app_url, tmp_path, caps
     assert f"reference {key}: the reply differs from the expected server's" in printed
 
 
+def test_a_chat_reply_is_compared_without_its_time_but_with_the_reader_that_answered():
+    load = _bench_load()
+    fast = '<p>Tehran</p><p class="qa-meta">Answered in 0.41 s (reread by mpnet: the fast reader was unsure)</p>'
+    slow = fast.replace("0.41 s", "12.50 s")
+    assert load.TIME_RE.sub(r"\1", fast) == load.TIME_RE.sub(r"\1", slow)
+    assert load.TIME_RE.sub(r"\1", fast) != load.TIME_RE.sub(r"\1", fast.replace(" (reread by mpnet", " (reread by x"))
+    assert "0.41" not in load.TIME_RE.sub(r"\1", fast) and "reread by mpnet" in load.TIME_RE.sub(r"\1", fast)
+
+
 def test_replies_compare_their_numbers_to_three_decimals():
     load = _bench_load()
     assert load.comparable_reply('{"score": 0.123456}') == load.comparable_reply('{"score": 0.1234559}')

@@ -19,7 +19,7 @@ from qa.base_models import (
     mpnet_base_dir,
     mpnet_part_paths,
 )
-from qa.config import DEFAULT_READER_DIR, Settings
+from qa.config import MINILM8_READER_DIR, Settings
 from qa.readers import NAMED_READERS, is_adapter, merged_reader, reader_card, reader_folder, reader_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,10 +118,11 @@ def test_the_installed_packages_assemble_the_real_mpnet_base():
 
 def test_reader_names_resolve_to_their_folders_and_anything_else_is_kept():
     assert reader_folder("minilm") == str(REPO / "models" / "reader-minilm")
-    assert reader_folder("") == reader_folder("minilm-8") == str(DEFAULT_READER_DIR) == str(REPO / "models" / "reader")
+    assert reader_folder("minilm-8") == str(MINILM8_READER_DIR) == str(REPO / "models" / "reader")
+    assert reader_folder("") == reader_folder("auto") == reader_folder("minilm")  # auto: the default since 0.5.0
     assert reader_folder("mpnet") == str(REPO / "models" / "reader-mpnet")
     assert reader_folder("/models/mine") == "/models/mine"
-    assert reader_name(str(DEFAULT_READER_DIR)) == "minilm-8" and reader_name("") == "minilm-8"
+    assert reader_name(str(MINILM8_READER_DIR)) == "minilm-8" and reader_name("") == "auto"
     assert reader_name("/models/mine") == "/models/mine"
     assert Settings(reader="mpnet").reader_path() == str(NAMED_READERS["mpnet"])
 
@@ -212,7 +213,7 @@ def test_the_shipped_mpnet_reader_answers_with_a_cited_span(monkeypatch):
 
     monkeypatch.delenv("QA_CACHE_DIR")  # the merged model of the set-up's cache, not a new merge per test
     assistant = Assistant.load(reader="mpnet")
-    assert assistant.info()["reader"] == "mpnet" and assistant.info()["reader_version"] == "mpnet-5"
+    assert assistant.info()["reader"] == "mpnet" and assistant.info()["reader_version"] == "mpnet-4"
     answer = assistant.ask("Who is the commander of the Quds Force?")
     assert answer.text == "Qassem Suleimani"
     quote = answer.citations[0]
@@ -236,6 +237,7 @@ def test_minilm_8_stays_in_models_reader_as_the_base_of_later_minilm_adapters():
 def test_a_reader_is_shown_with_its_version_unless_its_name_is_the_version():
     from qa.readers import reader_label
 
-    assert reader_label("mpnet") == "mpnet (mpnet-5)" and reader_label("minilm") == "minilm (minilm-10)"
-    assert reader_label("") == reader_label("minilm-8") == "minilm-8"
-    assert reader_label("auto") == "auto: minilm (minilm-10), then mpnet (mpnet-5)"
+    assert reader_label("mpnet") == "mpnet (mpnet-4)" and reader_label("minilm") == "minilm (minilm-10)"
+    assert reader_label("minilm-8") == "minilm-8"
+    assert reader_label("") == "auto: minilm (minilm-10), then mpnet (mpnet-4)"
+    assert reader_label("auto") == "auto: minilm (minilm-10), then mpnet (mpnet-4)"

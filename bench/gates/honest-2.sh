@@ -12,7 +12,8 @@
 #     qa train-reader --base-model mpnet --init-from runs/honest/mpnet-5 --lora-rank 16 --lora-alpha 32 \
 #       --lora-dropout 0.0 --lr 1.5e-4 --warmup 0.03 --limit 2000 --offset 21000 --seed 24 --squad2-part train \
 #       --max-length 192 --stride 64 --batch-size 16 --bf16 --negative-fraction 0.15 --removal-fraction 0.2 \
-#       --swap-fraction 0.3 --out runs/mpnet-6 --save-every 25 --snapshot-every 100 --log-every 5 --threads 1)
+#       --swap-fraction 0.3 --out runs/mpnet-6 --save-every 25 --snapshot-every 100 --log-every 5 --threads 1,
+#       planned for 618 steps, re-planned at step 300 with --stop-at 450: the learning rate falls to 0 there)
 #
 # Gate V (the mpnet version): among the candidates (mpnet-5), those whose engine F1 on the calibration articles (all 779
 #   questions, each calibrated the same way: python -m qa.training.calibrate --objective squad2) is above mpnet-4's
@@ -80,6 +81,12 @@ lines = [f"calibration-articles engine F1: {cal} (mpnet-4: 64.06)", f"SQuAD v1.1
 print("\n".join(lines))
 EOF
 fi
+# Amended after V, E and D had run with mpnet-5 (results kept in bench/results/honest-2/with-mpnet-5/), before any
+# result below with mpnet-4: every change must also pass the whole suite (scripts/test.sh), a standing rule that V
+# left out. mpnet-5 failed it: it refuses the follow-up "Whose deputy is Hamid Aboutalebi?" (margin 2.80 under its
+# threshold 2.94; tests/test_followup.py), which mpnet-4 answers, and its article test F1 fell from 88.2 to 81.5.
+# So mpnet-5 does not ship (checkpoints/mpnet-5, with its calibration); mpnet-4 stays QA_READER=mpnet, and the steps
+# from recalibrate on are run again with it, unchanged (minilm's recalibration stands: minilm-10 did not change).
 # After V: models/reader-mpnet holds the winner (installed by hand from its export, calibration included), and every
 # choice's reader (minilm, mpnet) is recalibrated (its calibration.json gets its early-exit margin) before the steps below;
 # minilm-8 keeps its calibration as shipped.
