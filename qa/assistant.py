@@ -109,9 +109,10 @@ class Assistant:
         # handed in is the only one: no cascade around it.
         self.stages = [settings.replace(reader=name) for name in reader_stages(settings.reader)] if reader is None \
             else [settings]
-        self.no_answer_threshold = settings.abstention_threshold()
-        # Early exit is calibrated per reader: a reader handed in (not named by the settings) exits only where the
-        # settings give a margin explicitly.
+        # Each reader's calibration, read once: its no-answer threshold and its early-exit margin. A reader handed in
+        # (not named by the settings) exits early only where the settings give a margin explicitly.
+        self.thresholds = [settings.abstention_threshold()] + [stage.abstention_threshold() for stage in self.stages[1:]]
+        self.no_answer_threshold = self.thresholds[0]
         self.exit_margins = [settings.early_exit_margin] if reader is not None else \
             [stage.exit_margin() for stage in self.stages]
         self.embedder = embedder
@@ -241,7 +242,7 @@ class Assistant:
             redo = [i for i, a in enumerate(answers) if needs_rereading(a, self.settings.cascade_cut)]
             if redo:
                 second = self.stages[1]
-                reread = self._answers(second, second.abstention_threshold(),
+                reread = self._answers(second, self.thresholds[1],
                                        self.rereader.read_many([items[i] for i in redo], self.settings.n_best,
                                                                exit_margin=self.exit_margins[1]),
                                        *([xs[i] for i in redo] for xs in (cleaned, queries, retrieved, cards)),
@@ -442,7 +443,7 @@ class Assistant:
             "early_exit_margin": self.exit_margins[0],
             **({"cascade": {"readers": [reader_name(s.reader) for s in self.stages],
                             "paths": [s.reader_path() for s in self.stages],
-                            "no_answer_thresholds": [s.abstention_threshold() for s in self.stages],
+                            "no_answer_thresholds": self.thresholds,
                             "early_exit_margins": self.exit_margins,
                             "cut": self.settings.cascade_cut}} if len(self.stages) > 1 else {}),
             "retrieval": self.settings.retrieval,

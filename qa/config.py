@@ -167,7 +167,7 @@ class Settings:
         """
         if self.no_answer_threshold is not None:
             return self.no_answer_threshold
-        value = self._calibrated("no_answer_threshold", "QA_NO_ANSWER_THRESHOLD")
+        value = self._calibrated("no_answer_threshold", "QA_NO_ANSWER_THRESHOLD", required=True)
         return 0.0 if value is None else value
 
     def exit_margin(self) -> float | None:
@@ -180,15 +180,15 @@ class Settings:
             return self.early_exit_margin
         return self._calibrated("early_exit_margin", "QA_EARLY_EXIT_MARGIN")
 
-    def _calibrated(self, key: str, variable: str) -> float | None:
-        """The reader's calibrated ``key`` (its folder's ``calibration.json``); None where it has no such value."""
+    def _calibrated(self, key: str, variable: str, required: bool = False) -> float | None:
+        """The reader's calibrated ``key`` (its folder's ``calibration.json``); None where the reader has no such
+        file, or the file no such value and it is not ``required``."""
         path = Path(self.reader_path()) / CALIBRATION_FILE
         if not path.is_file():
             return None
         try:
-            value = json.loads(path.read_text(encoding="utf-8")).get(key)
-            if key == "no_answer_threshold" and value is None:
-                raise KeyError(key)
+            calibration = json.loads(path.read_text(encoding="utf-8"))
+            value = calibration[key] if required else calibration.get(key)
             return None if value is None else float(value)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"cannot read the reader's calibration {path} ({exc}); rerun "

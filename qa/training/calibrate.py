@@ -294,8 +294,7 @@ def calibrate_squad2(args: argparse.Namespace, argv: list[str] | None) -> int:
     exit_margin, exit_rows = squad2.choose_exit(questions, preds, first, threshold, grid)
 
     def at(t: float) -> dict:
-        given = [squad2.Prediction(p.best if p.best and p.margin >= t else None, p.best, p.margin, p.confidence)
-                 for p in preds]
+        given = [squad2.at_threshold(p, t) for p in preds]
         return {k: round(v, 2) if isinstance(v, float) else v for k, v in squad2.report(questions, given).items()}
 
     result = {

@@ -20,6 +20,7 @@ Run: ``qa eval --squad2`` (engine, default reader, 150 + 150 held-out questions)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -184,6 +185,12 @@ def best_threshold(questions: list[Question], predictions: list[Prediction]) -> 
     return round(best_t, 4) if best_t != math.inf else 1e6
 
 
+def at_threshold(prediction: Prediction, threshold: float) -> Prediction:
+    """``prediction`` as the engine gives it at ``threshold``: its best span where the margin reaches it, else none."""
+    answer = prediction.best if prediction.best and prediction.margin >= threshold else None
+    return dataclasses.replace(prediction, text=answer)
+
+
 def early_exit(full: list[Prediction], first: list[Prediction], threshold: float,
                exit_margin: float) -> tuple[list[Prediction], float]:
     """The engine's predictions with early exit at ``exit_margin`` (:meth:`qa.reader.Reader.read_many`), from its
@@ -202,8 +209,7 @@ def early_exit(full: list[Prediction], first: list[Prediction], threshold: float
             out.append(Prediction(o.best, o.best, o.margin, o.confidence, o.reader))
             exited += 1
         else:
-            out.append(Prediction(f.best if f.best and f.margin >= threshold else None, f.best, f.margin,
-                                  f.confidence, f.reader))
+            out.append(at_threshold(f, threshold))
     return out, exited / max(1, len(full))
 
 
@@ -215,8 +221,7 @@ def choose_exit(questions: list[Question], full: list[Prediction], first: list[P
     Returns:
         The margin (or None) and, per margin, its F1, HasAns F1, share refused, share exited and answers changed.
     """
-    base = [Prediction(f.best if f.best and f.margin >= threshold else None, f.best, f.margin, f.confidence,
-                       f.reader) for f in full]
+    base = [at_threshold(f, threshold) for f in full]
     base_f1 = report(questions, base)["f1"]
     rows = []
     for m in sorted(set(margins)):
