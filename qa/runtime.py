@@ -4,8 +4,9 @@
 (``bench/readers.py``, docs/performance.md), the fastest runtime that keeps a shipped reader's accuracy on the CPU
 at hand:
 
-* ``onnx-int8`` for a reader in :data:`INT8_READERS`: those whose int8 model's F1 dropped by at most 0.5 on each
-  of SQuAD v1.1 (1,000-question sample), XQuAD-en and the SQuAD 2.0 held-out half;
+* ``onnx-int8`` for a reader in :data:`INT8_READERS` on a CPU with VNNI: those whose int8 model's F1 dropped by
+  at most 0.5 on each of SQuAD v1.1 (1,000-question sample), XQuAD-en and SQuAD 2.0's calibration articles, measured
+  on such a CPU (without VNNI, int8 weights have 7 bits and were not measured);
 * else ``torch`` where bf16 autocast pays (:func:`qa.reader.bf16_pays`: native bf16 that multiplies faster
   than float32), which beat ONNX Runtime in float32 there;
 * else ``onnx`` (float32: the same logits as torch to 1e-5, and faster than torch in float32).
@@ -48,7 +49,9 @@ def choose_runtime(setting: str, reader: str | Path, use_bf16: bool = True) -> s
     name = reader_name(str(reader))
     if name not in NAMED_READERS or not onnxruntime_available():
         return "torch"
-    if name in INT8_READERS:
+    from qa.onnx_reader import cpu_has_vnni
+
+    if name in INT8_READERS and cpu_has_vnni():
         return "onnx-int8"
     from qa.reader import bf16_pays
 

@@ -101,21 +101,25 @@ def test_a_damaged_export_is_a_reader_error_that_says_what_to_do(tiny_reader_dir
         Reader.load(tiny_reader_dir, runtime="onnx")
 
 
-@pytest.mark.parametrize("name, bf16, int8, expected", [
-    ("minilm", False, set(), "onnx"),       # no native bf16: ONNX Runtime beats torch in float32
-    ("minilm", True, set(), "torch"),       # bf16 autocast pays: torch
-    ("mpnet", True, {"mpnet"}, "onnx-int8"),  # int8 kept the reader's F1
-    ("mpnet", False, {"minilm"}, "onnx"),
+@pytest.mark.parametrize("name, bf16, vnni, int8, expected", [
+    ("minilm", False, True, set(), "onnx"),          # no native bf16: ONNX Runtime beats torch in float32
+    ("minilm", True, True, set(), "torch"),          # bf16 autocast pays: torch
+    ("mpnet", True, True, {"mpnet"}, "onnx-int8"),   # int8 kept the reader's F1 (measured on a VNNI CPU)
+    ("mpnet", True, False, {"mpnet"}, "torch"),      # without VNNI, int8 (7-bit weights) was not measured
+    ("mpnet", False, False, {"mpnet"}, "onnx"),
+    ("mpnet", False, True, {"minilm"}, "onnx"),
 ])
-def test_auto_picks_the_fastest_runtime_that_keeps_a_shipped_readers_accuracy(monkeypatch, name, bf16, int8,
+def test_auto_picks_the_fastest_runtime_that_keeps_a_shipped_readers_accuracy(monkeypatch, name, bf16, vnni, int8,
                                                                              expected):
     import qa.reader
 
     monkeypatch.setattr(qa.reader, "bf16_pays", lambda: bf16)
+    monkeypatch.setattr(onnx_reader, "cpu_has_vnni", lambda: vnni)
     monkeypatch.setattr(runtime, "INT8_READERS", frozenset(int8))
     assert runtime.choose_runtime("auto", name) == expected
     assert runtime.choose_runtime("auto", str(NAMED_READERS[name])) == expected
-    assert runtime.choose_runtime("auto", name, use_bf16=False) == ("onnx-int8" if name in int8 else "onnx")
+    assert runtime.choose_runtime("auto", name, use_bf16=False) == \
+        ("onnx-int8" if name in int8 and vnni else "onnx")
 
 
 def test_auto_runs_a_readers_own_folder_on_torch_and_exports_nothing(tiny_reader_dir, tmp_path):
