@@ -6,8 +6,8 @@ into a cache folder keyed by the weights' digest: beside the merged weights for 
 It holds
 
 * ``model.onnx``: float32, with ONNX Runtime's graph fusions (attention, layer norm, GELU) applied once;
-* ``model-int8.onnx``: the same in int8 (``onnxruntime.quantization``; :mod:`qa.quantization`: dynamic int8
-  weights per output channel, block-wise int8 where a product's inputs have outliers), made only when asked for;
+* ``model-int8.onnx``: the same with dynamic int8 weights per output channel (``onnxruntime.quantization``),
+  made only when asked for;
 * ``EXPORTED.json``: what it was made from.
 
 Set-up makes them ahead of time (``python -m qa.readers``, run by ``scripts/setup.sh``); a reader asked to run
@@ -40,8 +40,6 @@ STAMP = "EXPORTED.json"
 OPSET = 17
 # Raised whenever export() or quantize() change what they make: older files are then made again.
 FORMAT = 1
-# Raised whenever quantize() changes what it makes: older int8 files are then made again (the float32 file stays).
-INT8_FORMAT = 2
 
 
 class OnnxError(RuntimeError):
@@ -100,7 +98,7 @@ def onnx_file(model_folder: str | Path, runtime: str, make: bool = True) -> Path
         raise OnnxError(f"no ONNX file for the runtime {runtime!r}; ONNX runtimes: {', '.join(FILES)}")
     dest = export_dir(model_folder)
     path = dest / FILES[runtime]
-    if path.is_file() and _current(dest, runtime):
+    if path.is_file() and _stamp(dest).get("format") == FORMAT:
         return path
     if not make:
         raise OnnxError(f"{path} is missing: run `python -m qa.readers` to export the readers")
@@ -110,8 +108,8 @@ def onnx_file(model_folder: str | Path, runtime: str, make: bool = True) -> Path
             shutil.rmtree(dest, ignore_errors=True)
         if not (dest / FILES["onnx"]).is_file():
             export(model_folder, dest)
-        if runtime == "onnx-int8" and not (path.is_file() and _current(dest, runtime)):
-            quantize(dest / FILES["onnx"], path, model_folder)
+        if runtime == "onnx-int8" and not path.is_file():
+            quantize(dest / FILES["onnx"], path)
     return path
 
 
@@ -182,58 +180,39 @@ def optimize(src: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def quantize(src: Path, dest: Path, model_folder: str | Path) -> Path:
-    """Int8 of an exported model (:func:`qa.quantization.quantize`): dynamic int8 weights per output channel with
-    activations quantized at run time, block-wise int8 for the products whose inputs have outliers.
+def quantize(src: Path, dest: Path) -> Path:
+    """Dynamic int8 quantization of an exported model: int8 weights per output channel, activations at run time.
 
     Only the products with a weight matrix are quantized: the embedding tables (Gather) and the products of two
-    activations stay in float32, which keeps the answers of the float32 model far more often. On a CPU without
-    VNNI the dynamic weights use 7 bits (``reduce_range``), which ONNX Runtime advises there against overflow in
-    its uint8 x int8 products.
+    activations stay in float32, which keeps the answers of the float32 model far more often.
 
-    Args:
-        src: the float32 export.
-        dest: the int8 file to write.
-        model_folder: the model the export came from (its tokenizer makes the sample windows).
+    On a CPU without VNNI the weights use 7 bits (``reduce_range``), which ONNX Runtime advises there against
+    overflow in its uint8 x int8 products.
     """
-    from qa.quantization import quantize as quantize_model
-    from qa.quantization import sample_feeds
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     log.info("quantizing %s to int8 (once)", src)
     tmp = dest.with_name(dest.name + ".partial")
     quiet = _DropRecordsFrom("onnxruntime")  # its advice goes to the root logger, as warnings
     logging.getLogger().addFilter(quiet)
-    ort_log = logging.getLogger("onnxruntime")  # and its block-wise quantizer's, to its own, one line a node
-    level = ort_log.level
-    ort_log.setLevel(logging.ERROR)
     try:
         import onnx
-        from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(model_folder))
-        graph = onnx.load(str(src))
-        feeds = sample_feeds(tokenizer, [i.name for i in graph.graph.input])
-        made = quantize_model(src, tmp, feeds, reduce_range=not cpu_has_vnni(), excluded=activation_products(graph))
+        # The fused graph's contrib ops (Attention, LayerNormalization...) have no inferred output types:
+        # every float tensor of a reader is float32.
+        quantize_dynamic(str(src), str(tmp), per_channel=True, reduce_range=not cpu_has_vnni(),
+                         weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Attention"],
+                         nodes_to_exclude=activation_products(onnx.load(str(src))),
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     except Exception as exc:  # noqa: BLE001
-        tmp.unlink(missing_ok=True)
         raise OnnxError(f"could not quantize {src} to int8 ({exc.__class__.__name__}: {exc})") from exc
     finally:
         logging.getLogger().removeFilter(quiet)
-        ort_log.setLevel(level)
     os.replace(tmp, dest)
     info = _stamp(src.parent)
-    (src.parent / STAMP).write_text(json.dumps({**info, "int8": {"format": INT8_FORMAT, "per_channel": True,
-                                                                 "reduce_range": not cpu_has_vnni(), **made}},
-                                               indent=1))
+    (src.parent / STAMP).write_text(json.dumps({**info, "int8": {"per_channel": True,
+                                                                 "reduce_range": not cpu_has_vnni()}}, indent=1))
     return dest
-
-
-def _current(dest: Path, runtime: str) -> bool:
-    """Whether the export folder's files for ``runtime`` were made by this version of the exporter (and quantizer)."""
-    stamp = _stamp(dest)
-    if stamp.get("format") != FORMAT:
-        return False
-    return runtime != "onnx-int8" or stamp.get("int8", {}).get("format") == INT8_FORMAT
 
 
 def _stamp(dest: Path) -> dict:
