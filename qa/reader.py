@@ -143,6 +143,7 @@ class Reader:
             else 3
         self.max_question_tokens = max(1, min(self.max_length // 2, self.max_length - specials - self.stride - 64))
         self._lock = threading.Lock()
+        self._linears_bf16 = False  # the torch model's Linear weights are loaded in float32
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, runtime: str = "torch", **options) -> "Reader":
@@ -346,9 +347,27 @@ class Reader:
             return self.model.logits(inputs)
         import torch
 
+        if self._linears_bf16 != self.use_bf16:
+            self._hold_linears(torch.bfloat16 if self.use_bf16 else torch.float32)
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16):
             output = self.model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
             return output.start_logits.float().numpy(), output.end_logits.float().numpy()
+
+
+    def _hold_linears(self, dtype) -> None:
+        """Keep the model's Linear layers in ``dtype``: bf16 while autocast is on, float32 otherwise.
+
+        Autocast multiplies every Linear in bf16 and, with float32 weights, casts each weight again on every call;
+        held in bf16 they are cast once, and the products are the same. Layer norms, embeddings and softmax stay
+        as autocast runs them. A reader switched back to float32 keeps the bf16-rounded values (no float32 copy is
+        kept).
+        """
+        import torch
+
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.to(dtype)
+        self._linears_bf16 = dtype == torch.bfloat16
 
 
 def _torch_model(path: str):

@@ -158,6 +158,35 @@ def test_bf16_autocast_gives_the_same_answers_as_fp32(tiny_reader_dir):
     assert a[0].score == pytest.approx(b[0].score, abs=0.1)
 
 
+def test_with_bf16_the_linear_weights_are_held_in_bf16_and_the_answers_are_those_of_autocast(tiny_reader_dir):
+    """Autocast would cast each float32 weight to bf16 on every call; holding them in bf16 gives the same products."""
+    import torch
+
+    passages = ["Qassem Suleimani, the commander of the Quds Force, is in control of the operation.",
+                "Iran sent about 500 forces from the Revolutionary Guards Corps to Diyala province."]
+    held = Reader.load(tiny_reader_dir)
+    casting = Reader.load(tiny_reader_dir)
+    casting._hold_linears = lambda dtype: None  # autocast over float32 weights, as before
+    for reader in (held, casting):
+        reader.use_bf16 = True  # force autocast even on CPUs without native bf16
+    a = held.read("Who is in control?", passages, top_k=5)
+    b = casting.read("Who is in control?", passages, top_k=5)
+    assert [(s.text, s.score) for s in a.spans] == [(s.text, s.score) for s in b.spans]
+    assert a.no_answer_score == b.no_answer_score
+    linears = [m for m in held.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    norms = [m for m in held.model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(m.weight.dtype == torch.float32 for m in norms)  # autocast runs these in float32
+
+
+def test_without_bf16_the_weights_stay_float32(tiny_reader_dir):
+    import torch
+
+    reader = Reader.load(tiny_reader_dir, use_bf16=False)
+    reader.read("Who is in control?", ["Qassem Suleimani is in control of the operation."])
+    assert all(p.dtype == torch.float32 for p in reader.model.parameters())
+
+
 def test_empty_passage_list_gives_no_spans(tiny_reader):
     reading = tiny_reader.read("Anything?", [])
     assert reading.spans == [] and reading.margin == float("-inf")
