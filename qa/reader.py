@@ -353,7 +353,6 @@ class Reader:
             output = self.model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
             return output.start_logits.float().numpy(), output.end_logits.float().numpy()
 
-
     def _hold_linears(self, dtype) -> None:
         """Keep the model's Linear layers in ``dtype``: bf16 while autocast is on, float32 otherwise.
 
