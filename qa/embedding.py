@@ -76,19 +76,51 @@ class MeanPoolingEncoder:
     ``encode`` / ``tokenizer`` / ``get_embedding_dimension`` surface the :class:`Embedder` uses.
     """
 
-    def __init__(self, path: str, max_seq_length: int) -> None:
-        from transformers import AutoModel, AutoTokenizer
+    # Up to this many texts (a question, a few rewritten ones) go through the exported encoder where there is one;
+    # more (an index being built) through torch, which gives the same vectors.
+    ONNX_MAX_TEXTS = 8
 
+    def __init__(self, path: str, max_seq_length: int) -> None:
+        from transformers import AutoConfig, AutoTokenizer
+
+        from qa import onnx_embedder
+
+        self.path = path
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        # safetensors weights only, and never code shipped with the model.
-        self.model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+        self.config = AutoConfig.from_pretrained(path)
         self.max_seq_length = max_seq_length
+        self.onnx = onnx_embedder.load(path)  # None: questions are embedded on torch too
+        self._model = None
+        self._load_lock = threading.Lock()
+
+    @property
+    def model(self):
+        """The transformers model, loaded on first use (questions alone need only the exported encoder)."""
+        if self._model is None:
+            with self._load_lock:
+                if self._model is None:
+                    from transformers import AutoModel
+
+                    from qa.quiet import quiet_loading
+
+                    with quiet_loading():
+                        # safetensors weights only, and never code shipped with the model.
+                        self._model = AutoModel.from_pretrained(self.path, use_safetensors=True,
+                                                                trust_remote_code=False).eval()
+        return self._model
 
     def get_embedding_dimension(self) -> int:
-        return int(self.model.config.hidden_size)
+        return int(self.config.hidden_size)
 
     def encode(self, texts: list[str], batch_size: int = 64, show_progress_bar: bool = False, **_) -> np.ndarray:
         """Unit vectors for ``texts``, batched longest first (as sentence-transformers does) to pad little."""
+        if self.onnx is not None and len(texts) <= self.ONNX_MAX_TEXTS:
+            batch = self.tokenizer([text.strip() for text in texts], padding=True, truncation="longest_first",
+                                   max_length=self.max_seq_length, return_tensors="np")
+            tokens = self.onnx.hidden(dict(batch))
+            mask = batch["attention_mask"][..., None].astype(np.float32)
+            mean = (tokens * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+            return (mean / np.clip(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
         import torch
 
         order = np.argsort([-len(text) for text in texts], kind="stable")

@@ -231,13 +231,31 @@ def prepare(names: list[str] | None = None, runtimes: list[str] | None = None) -
     return out
 
 
+def prepare_embedder() -> Path | None:
+    """Export the configured embedder's encoder for ONNX Runtime (:mod:`qa.onnx_embedder`), which embeds questions
+    faster than torch; None where ONNX Runtime is missing or the embedder is not a plain mean-pooling model."""
+    from qa.config import ConfigError, Settings, resolve_embedder
+    from qa.embedding import mean_pooling_spec
+    from qa.onnx_embedder import encoder_file
+    from qa.onnx_reader import onnxruntime_available
+
+    try:
+        path = resolve_embedder(Settings.from_env().embedder)
+    except ConfigError:
+        return None
+    if not onnxruntime_available() or not Path(path).is_dir() or mean_pooling_spec(path) is None:
+        return None
+    return encoder_file(path, make=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m qa.readers",
                                      description="Prepare the shipped readers: assemble packaged bases, merge "
                                                  "LoRA adapters and export the ONNX files their runtime needs into "
-                                                 "the cache (done once; later runs return at once).")
+                                                 "the cache, and the embedder's encoder for questions (done once; "
+                                                 "later runs return at once).")
     parser.add_argument("names", nargs="*", help=f"readers, of {', '.join(NAMED_READERS)} (default: all shipped)")
     parser.add_argument("--runtimes", help="comma-separated runtimes to export for (onnx, onnx-int8); default: the "
                                            "one QA_RUNTIME (default auto) gives each reader on this CPU")
@@ -255,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, path in prepare(args.names or None, runtimes).items():
             print(f"{name}: {path}")
+        encoder = prepare_embedder()
+        if encoder:
+            print(f"embedder (questions): {encoder}")
     except (BaseModelError, OnnxError) as exc:
         raise SystemExit(f"python -m qa.readers: error: {exc}") from None
     return 0
