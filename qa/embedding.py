@@ -77,7 +77,7 @@ class MeanPoolingEncoder:
     """
 
     # Up to this many texts (a question, a few rewritten ones) go through the exported encoder where there is one;
-    # more (an index being built) through torch, which gives the same vectors.
+    # more, or a build that shows its progress, through torch, which gives the same vectors.
     ONNX_MAX_TEXTS = 8
 
     def __init__(self, path: str, max_seq_length: int) -> None:
@@ -114,7 +114,7 @@ class MeanPoolingEncoder:
 
     def encode(self, texts: list[str], batch_size: int = 64, show_progress_bar: bool = False, **_) -> np.ndarray:
         """Unit vectors for ``texts``, batched longest first (as sentence-transformers does) to pad little."""
-        if self.onnx is not None and len(texts) <= self.ONNX_MAX_TEXTS:
+        if self.onnx is not None and len(texts) <= self.ONNX_MAX_TEXTS and not show_progress_bar:
             batch = self.tokenizer([text.strip() for text in texts], padding=True, truncation="longest_first",
                                    max_length=self.max_seq_length, return_tensors="np")
             tokens = self.onnx.hidden(dict(batch))
