@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,6 @@ log = logging.getLogger(__name__)
 FILE = "encoder.onnx"
 STAMP = "ENCODER.json"
 FORMAT = 1  # raised whenever export() changes what it makes
-OPSET = 17
 
 
 def encoder_file(model_folder: str | Path, make: bool = False) -> Path | None:
@@ -56,7 +54,7 @@ def export(model_folder: str | Path, dest: Path) -> Path:
     import torch
     from transformers import AutoModel
 
-    from qa.onnx_reader import OnnxError, optimize
+    from qa.onnx_reader import export_error, trace
     from qa.quiet import quiet_loading
 
     log.info("exporting the embedder %s to ONNX (once; kept in %s)", model_folder, dest)
@@ -79,18 +77,12 @@ def export(model_folder: str | Path, dest: Path) -> Path:
         sample = tuple(torch.ones((2, 8), dtype=torch.long) if n != "token_type_ids"
                        else torch.zeros((2, 8), dtype=torch.long) for n in names)
         axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "hidden"]}
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-            torch.onnx.export(Hidden(model), sample, str(raw), input_names=names, output_names=["hidden"],
-                              dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
-        optimize(raw, dest / FILE)
+        trace(Hidden(model), sample, names, ["hidden"], axes, raw, dest / FILE)
     except Exception as exc:  # noqa: BLE001 - any failure of the exporter is reported as one error
-        raise OnnxError(f"could not export the embedder {model_folder} to ONNX ({exc.__class__.__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        raise export_error("embedder", model_folder, exc) from exc
     finally:
         raw.unlink(missing_ok=True)
-    (dest / STAMP).write_text(json.dumps({"format": FORMAT, "model": str(model_folder), "opset": OPSET,
-                                          "inputs": names}, indent=1))
+    (dest / STAMP).write_text(json.dumps({"format": FORMAT, "model": str(model_folder), "inputs": names}, indent=1))
     return dest / FILE
 
 

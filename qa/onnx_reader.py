@@ -152,20 +152,32 @@ def export(model_folder: str | Path, dest: Path) -> Path:
                 out = self.inner(**dict(zip(names, args)), return_dict=True)
                 return out.start_logits, out.end_logits
 
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-            torch.onnx.export(Logits(model), sample, str(raw), input_names=names,
-                              output_names=["start_logits", "end_logits"], dynamic_axes=axes, opset_version=OPSET,
-                              dynamo=False, do_constant_folding=True)
-        optimize(raw, final)
+        trace(Logits(model), sample, names, ["start_logits", "end_logits"], axes, raw, final)
     except Exception as exc:  # noqa: BLE001 - any failure of the exporter is reported as one error
-        raise OnnxError(f"could not export the reader {model_folder} to ONNX ({exc.__class__.__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        raise export_error("reader", model_folder, exc) from exc
     finally:
         raw.unlink(missing_ok=True)
     (dest / STAMP).write_text(json.dumps({"format": FORMAT, "model": str(model_folder), "opset": OPSET,
                                           "inputs": names}, indent=1))
     return final
+
+
+def trace(module, sample: tuple, names: list[str], outputs: list[str], axes: dict, raw: Path, final: Path) -> None:
+    """Trace ``module`` (positional inputs ``names``) to ONNX at ``raw`` with the TorchScript exporter, batch and
+    token axes dynamic, and save it with ONNX Runtime's graph optimisations to ``final``."""
+    import torch
+
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+        torch.onnx.export(module, sample, str(raw), input_names=names, output_names=outputs, dynamic_axes=axes,
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    optimize(raw, final)
+
+
+def export_error(what: str, model_folder: str | Path, exc: Exception) -> "OnnxError":
+    """The one error an export's failure is reported as: what failed, on which folder, and the first line of why."""
+    return OnnxError(f"could not export the {what} {model_folder} to ONNX ({exc.__class__.__name__}: "
+                     f"{str(exc).splitlines()[0] if str(exc) else ''})")
 
 
 def optimize(src: Path, dest: Path) -> None:
