@@ -24,15 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import _common as c  # noqa: E402
 from qa.config import DEFAULT_ARTICLE  # noqa: E402
 from qa.reader import Reader, bf16_pays  # noqa: E402
 
 QUESTIONS = ("Who is the commander of the Quds Force?", "What does Iran want in Iraq?", "When did the talks begin?")
-
-
-def p95(values: list[float]) -> float:
-    values = sorted(values)
-    return values[int(0.95 * (len(values) - 1))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     for n in (1, 2, 3):
         a, b = times["held in bf16"][n], times["cast every call"][n]
         ratio = statistics.median(a) / statistics.median(b)
-        rows.append({"passages": n, "held_median_ms": statistics.median(a), "held_p95_ms": p95(a),
-                     "cast_median_ms": statistics.median(b), "cast_p95_ms": p95(b), "ratio": ratio})
-        print(f"| {n} | {statistics.median(a):.1f} / {p95(a):.1f} | {statistics.median(b):.1f} / {p95(b):.1f} "
-              f"| {ratio:.3f} |")
+        row = {"passages": n, "held_median_ms": statistics.median(a), "held_p95_ms": c.percentile(a, 95),
+               "cast_median_ms": statistics.median(b), "cast_p95_ms": c.percentile(b, 95), "ratio": ratio}
+        rows.append(row)
+        print(f"| {n} | {row['held_median_ms']:.1f} / {row['held_p95_ms']:.1f} | {row['cast_median_ms']:.1f} / "
+              f"{row['cast_p95_ms']:.1f} | {ratio:.3f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"reader": args.reader, "rounds": args.rounds, "same": same,
                                                "rows": rows}, indent=2) + "\n")

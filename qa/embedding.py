@@ -117,10 +117,7 @@ class MeanPoolingEncoder:
         if self.onnx is not None and len(texts) <= self.ONNX_MAX_TEXTS and not show_progress_bar:
             batch = self.tokenizer([text.strip() for text in texts], padding=True, truncation="longest_first",
                                    max_length=self.max_seq_length, return_tensors="np")
-            tokens = self.onnx.hidden(dict(batch))
-            mask = batch["attention_mask"][..., None].astype(np.float32)
-            mean = (tokens * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
-            return (mean / np.clip(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
+            return mean_unit(self.onnx.hidden(dict(batch)), batch["attention_mask"])
         import torch
 
         order = np.argsort([-len(text) for text in texts], kind="stable")
@@ -136,10 +133,15 @@ class MeanPoolingEncoder:
                 batch = self.tokenizer([texts[i].strip() for i in rows], padding=True, truncation="longest_first",
                                        max_length=self.max_seq_length, return_tensors="pt")
                 tokens = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-                mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out[rows] = torch.nn.functional.normalize(mean, p=2, dim=1).float().numpy()
+                out[rows] = mean_unit(tokens.float().numpy(), batch["attention_mask"].numpy())
         return out
+
+
+def mean_unit(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean pooling over the unmasked tokens, then unit length: (batch, tokens, dim) -> float32 (batch, dim)."""
+    weights = mask[..., None].astype(np.float32)
+    mean = (tokens * weights).sum(1) / np.clip(weights.sum(1), 1e-9, None)
+    return (mean / np.clip(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
 
 
 class Embedder:

@@ -86,6 +86,22 @@ def export(model_folder: str | Path, dest: Path) -> Path:
     return dest / FILE
 
 
+def prepare() -> Path | None:
+    """Export the configured embedder's encoder (set-up: ``python -m qa.readers``); None where ONNX Runtime is
+    missing or the embedder is not a plain mean-pooling model folder."""
+    from qa.config import ConfigError, Settings, resolve_embedder
+    from qa.embedding import mean_pooling_spec
+    from qa.onnx_reader import onnxruntime_available
+
+    try:
+        path = resolve_embedder(Settings.from_env().embedder)
+    except ConfigError:
+        return None
+    if not onnxruntime_available() or not Path(path).is_dir() or mean_pooling_spec(path) is None:
+        return None
+    return encoder_file(path, make=True)
+
+
 def _stamp(dest: Path) -> dict:
     try:
         return json.loads((dest / STAMP).read_text(encoding="utf-8"))
@@ -107,7 +123,6 @@ class OnnxEncoder:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.path = Path(path)
 
     def hidden(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Last hidden states (batch, tokens, dimension) for int64 token arrays keyed by input name."""

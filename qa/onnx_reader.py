@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.base_models import cache_root, locked, sha256_file
+from qa.base_models import cache_root, locked, remembered_sha256
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def export_dir(model_folder: str | Path) -> Path:
     root = cache_root().resolve()
     if root in folder.parents:
         return folder / "onnx"
-    return root / "onnx" / f"{folder.name}-{sha256_file(folder / 'model.safetensors')[:16]}"
+    return root / "onnx" / f"{folder.name}-{remembered_sha256(folder / 'model.safetensors')[:16]}"
 
 
 def onnx_file(model_folder: str | Path, runtime: str, make: bool = True) -> Path:

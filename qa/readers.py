@@ -231,23 +231,6 @@ def prepare(names: list[str] | None = None, runtimes: list[str] | None = None) -
     return out
 
 
-def prepare_embedder() -> Path | None:
-    """Export the configured embedder's encoder for ONNX Runtime (:mod:`qa.onnx_embedder`), which embeds questions
-    faster than torch; None where ONNX Runtime is missing or the embedder is not a plain mean-pooling model."""
-    from qa.config import ConfigError, Settings, resolve_embedder
-    from qa.embedding import mean_pooling_spec
-    from qa.onnx_embedder import encoder_file
-    from qa.onnx_reader import onnxruntime_available
-
-    try:
-        path = resolve_embedder(Settings.from_env().embedder)
-    except ConfigError:
-        return None
-    if not onnxruntime_available() or not Path(path).is_dir() or mean_pooling_spec(path) is None:
-        return None
-    return encoder_file(path, make=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -273,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, path in prepare(args.names or None, runtimes).items():
             print(f"{name}: {path}")
+        from qa.onnx_embedder import prepare as prepare_embedder
+
         encoder = prepare_embedder()
         if encoder:
             print(f"embedder (questions): {encoder}")

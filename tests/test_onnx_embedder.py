@@ -77,7 +77,7 @@ def test_a_damaged_export_falls_back_to_torch_and_says_how_to_mend_it(folder, ca
 
 
 def test_set_up_exports_the_encoder_once(folder):
-    from qa.readers import prepare_embedder
+    from qa.onnx_embedder import prepare as prepare_embedder
 
     first = prepare_embedder()
     assert first is not None and first.name == onnx_embedder.FILE

@@ -154,3 +154,21 @@ def test_the_assistant_reads_with_the_configured_runtime(tiny_reader_dir, saved_
     assert (on_torch.reader.runtime, on_onnx.reader.runtime) == ("torch", "onnx")
     a, b = on_torch.ask(QUESTION), on_onnx.ask(QUESTION)
     assert (a.text, [c.start for c in a.citations]) == (b.text, [c.start for c in b.citations])
+
+
+def test_the_weights_digest_that_keys_an_export_is_remembered_until_the_file_changes(tiny_reader_dir, tmp_path,
+                                                                                    monkeypatch):
+    import shutil
+
+    from qa import base_models
+
+    folder = tmp_path / "reader-copy"
+    shutil.copytree(tiny_reader_dir, folder)
+    first = export_dir(folder)
+    hash_file = base_models.sha256_file
+    monkeypatch.setattr(base_models, "sha256_file", lambda path: pytest.fail("hashed again"))
+    assert export_dir(folder) == first  # remembered: not hashed at every start
+    monkeypatch.setattr(base_models, "sha256_file", hash_file)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes() + b" ")  # another file: another digest, another export folder
+    assert export_dir(folder) != first and export_dir(folder).parent == first.parent
