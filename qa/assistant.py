@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 import unicodedata
@@ -23,8 +24,8 @@ from qa.embedding import Embedder
 from qa.followup import Query, Turn, needs_context, rewrite
 from qa.intent import Request, whole_document_request
 from qa.metadata import Card, document_card, name_the_author, refers_to_document
-from qa.reader import Reader
-from qa.readers import reader_card, reader_label, reader_name, reader_stages
+from qa.reader import Reader, Screen
+from qa.readers import SCREENERS, reader_card, reader_label, reader_name, reader_stages
 from qa.retrieval import Retriever
 from qa.summary import Sentences, embed_sentences, key_sentence_answer, key_sentences
 from qa.types import Answer, ScoredPassage, Source
@@ -115,9 +116,17 @@ class Assistant:
         self.no_answer_threshold = self.thresholds[0]
         self.exit_margins = [settings.early_exit_margin] if reader is not None else \
             [stage.exit_margin() for stage in self.stages]
+        # Passage screening, per stage: the small reader that screens the passages read past the best one (a
+        # cascade's first reader for its second; SCREENERS for a named reader alone) and the margin it must reach.
+        # None: no screening (no screener, no margin, -inf, or a reader handed in).
+        self.screeners: list[str | None] = [None] if reader is not None else \
+            [SCREENERS.get(reader_name(self.stages[0].reader))] + [reader_name(s.reader) for s in self.stages[:-1]]
+        self.screen_margins = [m if name is not None and m is not None and m > -math.inf else None
+                               for name, m in zip(self.screeners, (s.screening_margin() for s in self.stages))]
         self.embedder = embedder
         self._reader = reader
         self._rereader: Reader | None = None
+        self._screener: Reader | None = None
         self._set_index(index)
         self._history_cache: OrderedDict[tuple, str | None] = OrderedDict()
         self._sentence_cache: OrderedDict[str, Sentences] = OrderedDict()  # key-sentence vectors by source id
@@ -165,6 +174,37 @@ class Assistant:
         if self._rereader is None:
             self._rereader = shared_reader(self.stages[1])
         return self._rereader
+
+    @property
+    def screener(self) -> Reader | None:
+        """The small reader that screens the first stage's passages (``SCREENERS``), loaded the first time a question
+        reads on; None where that stage is not screened."""
+        if self.screen_margins[0] is None:
+            return None
+        if self._screener is None:
+            self._screener = shared_reader(self.stages[0].replace(reader=self.screeners[0]))
+        return self._screener
+
+    def _screen(self, stage: int, known: dict[tuple[str, str], float] | None = None) -> Screen | None:
+        """The ``screen`` for stage ``stage``'s :meth:`~qa.reader.Reader.read_many`: a passage past the best one is
+        read only where the screening reader's margin on it (:attr:`~qa.reader.Reading.passage_margins`) reaches the
+        stage's screen margin. ``known`` holds margins already read, by (question, passage); the screening reader
+        reads the others, in one batch. None where the stage is not screened."""
+        margin = self.screen_margins[stage]
+        if margin is None:
+            return None
+        known = dict(known or {})
+
+        def screen(pairs: list[tuple[str, list[str]]]) -> list[list[bool]]:
+            missing = [(q, [p for p in ps if (q, p) not in known]) for q, ps in pairs]
+            missing = [(q, ps) for q, ps in missing if ps]
+            if missing:
+                reader = self.screener if stage == 0 else self.reader
+                for (q, ps), margins in zip(missing, reader.passage_margins(missing)):
+                    known.update({(q, p): m for p, m in zip(ps, margins)})
+            return [[known[q, p] >= margin for p in ps] for q, ps in pairs]
+
+        return screen
 
     # -- asking ---------------------------------------------------------------------------------
 
@@ -230,7 +270,9 @@ class Assistant:
         cards = [cs for _, cs in documents]
         items = [(read, [p.passage.text for p in ps] + [c.text for c in cs])
                  for (read, cs), ps in zip(documents, retrieved)]
-        readings = self.reader.read_many(items, self.settings.n_best, exit_margin=self.exit_margins[0])
+        screen = self._screen(0)
+        readings = self.reader.read_many(items, self.settings.n_best, exit_margin=self.exit_margins[0],
+                                         **({"screen": screen} if screen else {}))
         answers = self._answers(self.stages[0], self.no_answer_threshold, readings, cleaned, queries, retrieved, cards,
                                 retriever.index.sources)
         t2 = time.perf_counter()
@@ -242,9 +284,14 @@ class Assistant:
             redo = [i for i, a in enumerate(answers) if needs_rereading(a, self.settings.cascade_cut)]
             if redo:
                 second = self.stages[1]
+                # The first reader's margins on the passages it read screen them for the second.
+                screen = self._screen(1, {(items[i][0], p): m for i in redo
+                                          for p, m in zip(items[i][1], readings[i].passage_margins or ())
+                                          if m is not None})
                 reread = self._answers(second, self.thresholds[1],
                                        self.rereader.read_many([items[i] for i in redo], self.settings.n_best,
-                                                               exit_margin=self.exit_margins[1]),
+                                                               exit_margin=self.exit_margins[1],
+                                                               **({"screen": screen} if screen else {})),
                                        *([xs[i] for i in redo] for xs in (cleaned, queries, retrieved, cards)),
                                        retriever.index.sources)
                 t3 = time.perf_counter()
@@ -441,10 +488,13 @@ class Assistant:
             "reader_path": self.settings.reader_path(),
             "no_answer_threshold": self.settings.abstention_threshold(),
             "early_exit_margin": self.exit_margins[0],
+            **({"screening": {"reader": self.screeners[0], "margin": self.screen_margins[0]}}
+               if self.screen_margins[0] is not None else {}),
             **({"cascade": {"readers": [reader_name(s.reader) for s in self.stages],
                             "paths": [s.reader_path() for s in self.stages],
                             "no_answer_thresholds": self.thresholds,
                             "early_exit_margins": self.exit_margins,
+                            "screen_margins": self.screen_margins,
                             "cut": self.settings.cascade_cut}} if len(self.stages) > 1 else {}),
             "retrieval": self.settings.retrieval,
             "passages": len(self.index),

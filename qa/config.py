@@ -64,6 +64,12 @@ class Settings:
             (``early_exit_margin`` in its ``calibration.json``, chosen on SQuAD 2.0's calibration articles by
             ``python -m qa.training.calibrate``), and reads every passage where there is none; ``inf`` always reads
             every passage. A cascade's readers each take their own calibrated value.
+        screen_margin: passage screening. Where the accurate reader (``mpnet``, alone or in the cascade) reads on
+            past a question's best passage, the small reader (``minilm``; in the cascade, its first reader, which has
+            read them already) reads the remaining passages first, and the accurate one skips those where the
+            small one's best span beats its no-answer score by less than this many logits (its own logits). None
+            (the default) takes the reader's calibrated value (``screen_margin`` in its ``calibration.json``); none
+            there, or ``-inf``, reads every remaining passage.
         min_answer_prob: abstain when the best span's probability over all candidates is below this.
         cascade_cut: with the cascade reader (``reader="auto"``), the accurate reader rereads a question where the
             fast reader abstains or its answer's confidence (:attr:`qa.types.Answer.confidence`) is under this; 0
@@ -98,6 +104,7 @@ class Settings:
     n_best: int = 5
     no_answer_threshold: float | None = None
     early_exit_margin: float | None = None
+    screen_margin: float | None = None
     min_answer_prob: float = 0.0
     cascade_cut: float = 0.9
     max_question_chars: int = 2000
@@ -179,6 +186,16 @@ class Settings:
         if self.early_exit_margin is not None:
             return self.early_exit_margin
         return self._calibrated("early_exit_margin", "QA_EARLY_EXIT_MARGIN")
+
+    def screening_margin(self) -> float | None:
+        """``screen_margin``, or the reader's calibrated value when it is None; None (or ``-inf``): no screening.
+
+        Raises:
+            ConfigError: the reader's ``calibration.json`` cannot be read.
+        """
+        if self.screen_margin is not None:
+            return self.screen_margin
+        return self._calibrated("screen_margin", "QA_SCREEN_MARGIN")
 
     def _calibrated(self, key: str, variable: str, required: bool = False) -> float | None:
         """The reader's calibrated ``key`` (its folder's ``calibration.json``); None where the reader has no such

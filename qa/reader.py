@@ -18,6 +18,7 @@ import functools
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 class ReaderError(RuntimeError):
     """The reader model cannot be loaded or used."""
+
+
+Screen = Callable[[list[tuple[str, list[str]]]], list[list[bool]]]
+"""Given (question, remaining passages) pairs, which of those passages to read (:meth:`Reader.read_many`)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,10 @@ class Reading:
     """Set when the question was too long for a reader window: how many of its first characters were read."""
     passages_read: int | None = None
     """How many of the passages given were read: fewer than given when the reading stopped early
-    (:meth:`Reader.read_many`'s ``exit_margin``); None means all."""
+    (:meth:`Reader.read_many`'s ``exit_margin``) or passages were screened out (its ``screen``); None means all."""
+    passage_margins: tuple[float | None, ...] | None = None
+    """Per passage given: its best span's score minus its own lowest no-answer score, what reading that passage
+    alone would give as :attr:`margin` (-inf where it has no valid span; None where it was not read)."""
 
     @property
     def margin(self) -> float:
@@ -220,7 +228,7 @@ class Reader:
         return self.read_many([(question, passages)], top_k)[0]
 
     def read_many(self, items: list[tuple[str, list[str]]], top_k: int | None = None,
-                  exit_margin: float | None = None) -> list[Reading]:
+                  exit_margin: float | None = None, screen: Screen | None = None) -> list[Reading]:
         """Read several questions, each over its own passages (best first), in shared batches.
 
         Args:
@@ -231,6 +239,10 @@ class Reader:
                 answered from it; only the others read their remaining passages (in a second batch). For those
                 the reading is the same as without it; an abstention always reads every passage. None (or
                 ``inf``) reads every passage of every question at once.
+            screen: with ``exit_margin``, which of the remaining passages of the questions that read on are read:
+                called once with those questions and their remaining passages (``(question, passages)`` pairs),
+                it returns one list of booleans per pair (:meth:`Assistant._screen`: a smaller reader's margins).
+                None reads them all.
         Returns:
             One :class:`Reading` per item, in order.
         """
@@ -238,11 +250,29 @@ class Reader:
             return self._read_all(items, top_k)
         first = self._read_all([(q, ps[:1]) for q, ps in items], top_k)
         rest = [i for i, (q, ps) in enumerate(items) if len(ps) > 1 and first[i].margin < exit_margin]
-        for i, more in zip(rest, self._read_all([(items[i][0], items[i][1][1:]) for i in rest], top_k)):
-            first[i] = merge_readings(first[i], more, top_k or self.n_best)
-        reread = set(rest)
-        return [r if i in reread or len(ps) < 2 else dataclasses.replace(r, passages_read=1)
-                for i, (r, (_, ps)) in enumerate(zip(first, items))]
+        kept = [list(range(1, len(items[i][1]))) for i in rest]
+        if screen is not None and rest:
+            verdicts = screen([(items[i][0], items[i][1][1:]) for i in rest])
+            if len(verdicts) != len(rest) or any(len(v) != len(k) for v, k in zip(verdicts, kept)):
+                raise ValueError("screen must return one verdict per remaining passage")
+            kept = [[p for p, keep in zip(ps, v) if keep] for ps, v in zip(kept, verdicts)]
+        reading = [(i, ps) for i, ps in zip(rest, kept) if ps]
+        more = self._read_all([(items[i][0], [items[i][1][p] for p in ps]) for i, ps in reading], top_k)
+        for (i, ps), extra in zip(reading, more):
+            first[i] = merge_readings(first[i], extra, top_k or self.n_best, ps)
+        read_on = dict(reading)
+        out = []
+        for i, (r, (_, ps)) in enumerate(zip(first, items)):
+            count = 1 + len(read_on.get(i, ())) if len(ps) > 1 else None
+            margins = tuple(r.passage_margins or ()) + (None,) * (len(ps) - len(r.passage_margins or ()))
+            out.append(dataclasses.replace(r, passages_read=None if count in (None, len(ps)) else count,
+                                           passage_margins=margins))
+        return out
+
+    def passage_margins(self, items: list[tuple[str, list[str]]]) -> list[tuple[float, ...]]:
+        """Each passage's margin read alone (:attr:`Reading.passage_margins`), for several questions in one batch."""
+        return [tuple(m if m is not None else -math.inf for m in r.passage_margins or ())
+                for r in self._read_all(items)]
 
     def _read_all(self, items: list[tuple[str, list[str]]], top_k: int | None = None) -> list[Reading]:
         """Read several questions, each over all of its passages, in shared batches."""
@@ -253,8 +283,10 @@ class Reader:
         pairs = [(qi, pi, q, p) for qi, (q, ps) in enumerate(items) for pi, p in enumerate(ps)]
         results: list[dict[tuple[int, int], Span]] = [{} for _ in items]
         nulls = [float("inf")] * len(items)
+        best = {(qi, pi): -math.inf for qi, pi, _, _ in pairs}  # per passage: best span score, lowest null
+        passage_nulls = {(qi, pi): math.inf for qi, pi, _, _ in pairs}
         if not pairs:
-            return [Reading([], n, c) for n, c in zip(nulls, cut)]
+            return [Reading([], n, c, passage_margins=()) for n, c in zip(nulls, cut)]
         enc = self.encode([q for _, _, q, _ in pairs], [p for _, _, _, p in pairs])
         start_logits, end_logits = self.forward_windows(enc)
         for w, pair_i in enumerate(enc["overflow_to_sample_mapping"]):
@@ -267,8 +299,10 @@ class Reader:
             s_log, e_log = start_logits[w][: len(seq)], end_logits[w][: len(seq)]
             null = float(s_log[0] + e_log[0])
             nulls[qi] = min(nulls[qi], null)
+            passage_nulls[qi, pi] = min(passage_nulls[qi, pi], null)
             offsets = enc["offset_mapping"][w]
             for s, e, score in best_pairs(s_log, e_log, starts_ok, self.max_answer_tokens, top_k, ends_ok):
+                best[qi, pi] = max(best[qi, pi], score)
                 start, end = offsets[s][0], offsets[e][1]
                 key = (pi, start, end)
                 old = results[qi].get(key)
@@ -277,7 +311,8 @@ class Reader:
         out = []
         for qi in range(len(items)):
             spans = sorted(results[qi].values(), key=lambda s: -s.score)[:top_k]
-            out.append(Reading(spans, nulls[qi], cut[qi]))
+            margins = tuple(best[qi, pi] - passage_nulls[qi, pi] for pi in range(len(items[qi][1])))
+            out.append(Reading(spans, nulls[qi], cut[qi], passage_margins=margins))
         return out
 
     def fit_question(self, question: str) -> str:
@@ -398,12 +433,30 @@ def _onnx_model(path: str, runtime: str):
         raise ReaderError(f"{exc}; QA_RUNTIME=torch runs the reader without ONNX Runtime") from None
 
 
-def merge_readings(first: Reading, more: Reading, top_k: int) -> Reading:
-    """One question's reading of its first passage and of the rest (their ``passage_index`` counted from 1)
-    made one: the same spans and no-answer score as reading all of them together. Pure function."""
-    shifted = [dataclasses.replace(span, passage_index=span.passage_index + 1) for span in more.spans]
+def merge_readings(first: Reading, more: Reading, top_k: int, positions: list[int] | None = None) -> Reading:
+    """One question's reading of its first passage and of others made one: the same spans and no-answer score as
+    reading all of them together. Pure function.
+
+    Args:
+        first: the reading of the first passage alone.
+        more: the reading of other passages.
+        top_k: spans to keep.
+        positions: where ``more``'s passages stand among the question's passages (default 1, 2, ...: all the rest).
+    """
+    if positions is None:
+        n = len(more.passage_margins) if more.passage_margins is not None else \
+            1 + max((span.passage_index for span in more.spans), default=-1)
+        positions = list(range(1, 1 + n))
+    shifted = [dataclasses.replace(span, passage_index=positions[span.passage_index]) for span in more.spans]
     spans = sorted(first.spans + shifted, key=lambda s: -s.score)[:top_k]
-    return Reading(spans, min(first.no_answer_score, more.no_answer_score), first.question_chars)
+    margins = None
+    if first.passage_margins is not None and more.passage_margins is not None:
+        merged: list[float | None] = list(first.passage_margins[:1]) + [None] * max(positions, default=0)
+        for position, margin in zip(positions, more.passage_margins):
+            merged[position] = margin
+        margins = tuple(merged)
+    return Reading(spans, min(first.no_answer_score, more.no_answer_score), first.question_chars,
+                   passage_margins=margins)
 
 
 def word_edges(word_ids: list[int | None], context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -46,6 +46,9 @@ NAMED_READERS: dict[str, Path] = {
 DEFAULT_READER = "auto"
 # A cascade: the first reader answers; where its confidence is under the ``cascade_cut`` setting, the second rereads.
 CASCADES: dict[str, tuple[str, str]] = {"auto": ("minilm", "mpnet")}
+# Passage screening (the ``screen_margin`` setting): the small reader that screens the passages a named reader would
+# read past a question's best one, where it reads alone. In a cascade the first reader screens for the second.
+SCREENERS: dict[str, str] = {"mpnet": "minilm"}
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 CARD = "reader.json"

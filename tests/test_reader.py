@@ -216,3 +216,53 @@ def test_pickle_weights_are_never_loaded(tiny_reader_dir, tmp_path):
     torch.save(state, folder / "pytorch_model.bin")
     with pytest.raises(ReaderError):
         Reader.load(folder)
+
+
+# ------------------------------------------------------------------------------------------------
+# passage screening: read_many's ``screen`` chooses which passages past the first are read
+
+def test_each_passages_margin_is_what_reading_it_alone_would_give(tiny_reader):
+    for (q, ps), reading in zip(EXIT_ITEMS, tiny_reader.read_many(EXIT_ITEMS, top_k=4)):
+        assert len(reading.passage_margins) == len(ps)
+        for p, margin in zip(ps, reading.passage_margins):
+            assert margin == pytest.approx(tiny_reader.read(q, [p], top_k=4).margin, abs=1e-3)
+    assert tiny_reader.passage_margins(EXIT_ITEMS[:1])[0] == \
+        pytest.approx(tiny_reader.read_many(EXIT_ITEMS[:1], top_k=4)[0].passage_margins, abs=1e-6)
+
+
+def test_a_screen_that_keeps_some_passages_reads_exactly_those_with_the_first(tiny_reader):
+    asked = []
+
+    def last_only(pairs):
+        asked.extend(pairs)
+        return [[i == len(ps) - 1 for i in range(len(ps))] for _, ps in pairs]
+
+    screened = tiny_reader.read_many(EXIT_ITEMS, top_k=4, exit_margin=1e9, screen=last_only)
+    # only the questions that read on are screened, over their remaining passages
+    assert asked == [(q, ps[1:]) for q, ps in EXIT_ITEMS if len(ps) > 1]
+    for (q, ps), got in zip(EXIT_ITEMS, screened):
+        subset = [ps[0], ps[-1]] if len(ps) > 1 else ps
+        expected = tiny_reader.read(q, subset, top_k=4)
+        position = {0: 0, 1: len(ps) - 1}
+        assert [(s.text, position[s.passage_index], s.start) for s in expected.spans] == \
+               [(s.text, s.passage_index, s.start) for s in got.spans]
+        assert got.no_answer_score == pytest.approx(expected.no_answer_score, abs=1e-3)
+        assert got.passages_read == (2 if len(ps) > 2 else None)
+    assert screened[0].passage_margins[1] is None and screened[0].passage_margins[2] is not None
+
+
+def test_a_screen_that_keeps_every_passage_is_the_full_read_and_one_that_keeps_none_the_first_passage(tiny_reader):
+    full = tiny_reader.read_many(EXIT_ITEMS, top_k=4)
+    kept = tiny_reader.read_many(EXIT_ITEMS, top_k=4, exit_margin=1e9,
+                                 screen=lambda pairs: [[True] * len(ps) for _, ps in pairs])
+    none = tiny_reader.read_many(EXIT_ITEMS, top_k=4, exit_margin=1e9,
+                                 screen=lambda pairs: [[False] * len(ps) for _, ps in pairs])
+    first_only = tiny_reader.read_many([(q, ps[:1]) for q, ps in EXIT_ITEMS], top_k=4)
+    for a, b, c, d, (_, ps) in zip(full, kept, none, first_only, EXIT_ITEMS):
+        assert _spans(a) == _spans(b) and b.passages_read is None
+        assert _spans(c) == _spans(d) and c.passages_read == (1 if len(ps) > 1 else None)
+
+
+def test_a_screen_must_give_one_verdict_per_remaining_passage(tiny_reader):
+    with pytest.raises(ValueError, match="one verdict per remaining passage"):
+        tiny_reader.read_many(EXIT_ITEMS, top_k=4, exit_margin=1e9, screen=lambda pairs: [[True] for _ in pairs])
