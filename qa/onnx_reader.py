@@ -131,7 +131,8 @@ def export(model_folder: str | Path, dest: Path) -> Path:
     raw, final = dest / "model.raw.onnx.partial", dest / FILES["onnx"]
     try:
         with quiet_loading():
-            # Eager attention traces to plain matrix products, which ONNX Runtime fuses into one Attention op.
+            # Eager attention traces to plain matrix products and softmax (ONNX Runtime's fusions do not make one
+            # Attention op of them here; a fully fused graph measured no faster: docs/performance.md).
             model = AutoModelForQuestionAnswering.from_pretrained(
                 str(model_folder), dtype=torch.float32, use_safetensors=True, trust_remote_code=False,
                 attn_implementation="eager").eval()
