@@ -153,3 +153,55 @@ def test_the_exit_margin_is_the_lowest_that_keeps_f1_within_the_tolerance_of_the
     assert [r["exited"] for r in rows] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0], abs=1e-3)
     assert [r["changed"] for r in rows] == [2, 1, 0, 0]
     assert choose_exit(questions, full, [_p("x", 9.0)] * 3, 0.0, [1.0, 2.0])[0] is None
+
+
+def test_the_screen_margin_is_the_highest_that_keeps_f1_within_a_tenth_of_no_screening():
+    import math
+
+    from qa.training.squad2 import choose_screen
+
+    f1 = {-math.inf: 64.59, -8.0: 64.59, -4.0: 64.46, -2.0: 64.71, -1.0: 64.57, 0.0: 64.18}
+    assert choose_screen(f1) == -1.0
+    assert choose_screen({**f1, -1.0: 64.40}) == -2.0
+    assert choose_screen({-math.inf: 64.59, -2.0: 60.0}) is None
+    assert choose_screen({-math.inf: 64.59}) is None
+
+
+def test_calibration_takes_screen_margins_as_a_comma_separated_list():
+    import argparse
+
+    from qa.training.calibrate import parse_margins
+
+    assert parse_margins("-8,-4, 0") == [-8.0, -4.0, 0.0]
+    with pytest.raises(argparse.ArgumentTypeError, match="numbers separated by commas"):
+        parse_margins("-8,minus four")
+
+
+def test_calibration_runs_the_engine_at_each_screen_margin_with_the_chosen_threshold_and_exit(monkeypatch):
+    import argparse
+    import math
+
+    from qa.training import calibrate, squad2
+
+    calls = []
+    f1 = {-math.inf: 64.59, -4.0: 64.46, -1.0: 64.57, 0.0: 64.18}
+
+    def run(mode, part, reader, answerable, unanswerable, **settings):
+        calls.append((mode, part, reader, settings["threshold"], settings["early_exit_margin"],
+                      settings["screen_margin"]))
+        return [], [], {"f1": f1[settings["screen_margin"]], "has_ans_f1": 60.0, "unanswerable_refused": 70.0,
+                        "seconds": 1.0}
+
+    monkeypatch.setattr(squad2, "run", run)
+    args = argparse.Namespace(model="mpnet", screen_margins=[0.0, -4.0, -1.0], bf16=True, no_bf16=False)
+    monkeypatch.setattr(calibrate, "use_bf16", lambda args: True)
+    result = calibrate.choose_screening(args, threshold=1.03, exit_margin=1.03)
+    assert result["screen_margin"] == -1.0
+    assert [c[5] for c in calls] == [-math.inf, -4.0, -1.0, 0.0]
+    assert all(c[:5] == ("engine", "calibration", "mpnet", 1.03, 1.03) for c in calls)
+    assert result["screening"]["screener"].startswith("minilm (")
+    assert [row["screen_margin"] for row in result["screening"]["rows"]] == ["-inf", -4.0, -1.0, 0.0]
+    no_exit = calibrate.choose_screening(args, threshold=1.03, exit_margin=None)
+    assert no_exit["screen_margin"] is None
+    with pytest.raises(SystemExit, match="has no screener"):
+        calibrate.choose_screening(argparse.Namespace(model="minilm", screen_margins=[0.0]), 1.0, 1.0)

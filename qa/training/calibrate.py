@@ -211,6 +211,14 @@ def parse_weights(text: str) -> dict[str, float]:
     return dict(zip(KINDS, values))
 
 
+def parse_margins(text: str) -> list[float]:
+    """``"-8,-4,0"`` -> [-8.0, -4.0, 0.0]."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"margins must be numbers separated by commas, not {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/reader")
@@ -227,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objective", choices=["squad2", "mix"], default="squad2",
                         help="squad2: SQuAD 2.0 F1 through the engine on the calibration articles (default); "
                              "mix: the weighted mix of three kinds read over BM25 paragraphs (before 0.4.0)")
+    parser.add_argument("--screen-margins", type=parse_margins, default=[], metavar="M,M,...",
+                        help="squad2 objective, a reader with a screener (qa.readers.SCREENERS): also choose its "
+                             "screen margin among these (one engine run each), e.g. -8,-6,-5,-4,-3,-2,-1,0")
     add_bf16_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
@@ -309,7 +320,38 @@ def calibrate_squad2(args: argparse.Namespace, argv: list[str] | None) -> int:
         "early_exit": {"rule": "the lowest margin (at least the threshold, steps of 0.5 up to 12) whose F1 is within "
                                "0.1 of reading every passage", "rows": exit_rows},
     }
+    if args.screen_margins:
+        result.update(choose_screening(args, threshold, exit_margin))
     return write_calibration(result, args, argv, started)
+
+
+def choose_screening(args: argparse.Namespace, threshold: float, exit_margin: float | None) -> dict:
+    """The screen margin of ``--screen-margins`` (:func:`qa.training.squad2.choose_screen`), each margin and none
+    (``-inf``) run through the engine on the calibration articles with the reader's chosen threshold and exit margin.
+
+    Returns:
+        ``screen_margin`` (None: no screening) and ``screening`` (the rule, the screener and one row per margin).
+    """
+    from qa.readers import SCREENERS, reader_card, reader_name
+    from qa.training import squad2
+
+    screener = SCREENERS.get(reader_name(args.model))
+    if screener is None:
+        raise SystemExit(f"--screen-margins: {args.model} has no screener (qa.readers.SCREENERS)")
+    if exit_margin is None:
+        return {"screen_margin": None, "screening": {"rule": "screening needs early exit; this reader has none"}}
+    rows = {}
+    for margin in [-math.inf] + sorted(set(args.screen_margins)):
+        _, _, report = squad2.run("engine", "calibration", args.model, 0, 0, use_bf16=use_bf16(args),
+                                  threshold=threshold, early_exit_margin=exit_margin, screen_margin=margin)
+        rows[margin] = {k: round(report[k], 2) for k in ("f1", "has_ans_f1", "unanswerable_refused", "seconds")}
+    chosen = squad2.choose_screen({m: row["f1"] for m, row in rows.items()})
+    from qa.config import Settings
+
+    return {"screen_margin": chosen, "screening": {
+        "rule": "the highest margin whose F1 is at least the F1 without screening (-inf) minus 0.1",
+        "screener": f"{screener} ({reader_card(Settings(reader=screener).reader_path()).get('version')})",
+        "rows": [{"screen_margin": "-inf" if m == -math.inf else m, **row} for m, row in rows.items()]}}
 
 
 if __name__ == "__main__":

@@ -234,6 +234,15 @@ def choose_exit(questions: list[Question], full: list[Prediction], first: list[P
     return (min(ok) if ok else None), rows
 
 
+def choose_screen(f1_by_margin: dict[float, float], tolerance: float = 0.1) -> float | None:
+    """The highest screen margin (:attr:`qa.config.Settings.screen_margin`) whose SQuAD 2.0 F1 is at least the F1
+    without screening (the ``-inf`` entry) minus ``tolerance`` points; None when no other margin is given or none
+    keeps it. Pure function."""
+    base = f1_by_margin[-math.inf]
+    ok = [m for m, f1 in f1_by_margin.items() if m > -math.inf and f1 >= base - tolerance]
+    return max(ok) if ok else None
+
+
 def cascade(fast: list[Prediction], slow: list[Prediction], cut: float) -> tuple[list[Prediction], float]:
     """The cascade's predictions at ``cut`` from each reader's own, as :meth:`qa.assistant.Assistant.ask_many`
     decides (:func:`qa.assistant.needs_rereading`): the slow reader's where the fast one abstained or its
