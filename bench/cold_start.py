@@ -68,16 +68,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def time_cli(question: str, runtime: str | None = None) -> tuple[float, str | None]:
-    """Seconds from spawn to exit of ``qa ask QUESTION --json`` (with ``QA_RUNTIME=runtime`` when given), and
-    its answer.
+def time_cli(question: str, runtime: str | None = None, reader: str | None = None) -> tuple[float, str | None]:
+    """Seconds from spawn to exit of ``qa ask QUESTION --json`` (with ``QA_RUNTIME=runtime`` and ``QA_READER=reader``
+    when given), and its answer.
 
     Raises:
         RuntimeError: it failed, or wrote anything on stderr (a cold start must be quiet).
     """
     started = time.perf_counter()
     done = subprocess.run([str(c.REPO / ".venv" / "bin" / "qa"), "ask", question, "--json"], capture_output=True,
-                          text=True, cwd=c.REPO, env={**env(), **({"QA_RUNTIME": runtime} if runtime else {})},
+                          text=True, cwd=c.REPO, env={**env(), **({"QA_RUNTIME": runtime} if runtime else {}),
+                                                      **({"QA_READER": reader} if reader else {})},
                           timeout=600)
     seconds = time.perf_counter() - started
     if done.returncode != 0 or done.stderr:

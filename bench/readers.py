@@ -7,6 +7,9 @@ then ``--repeats`` timed passes. Printed: EM/F1, p50/p95 per question, the proce
 and after answering, and each row's p50 as a ratio of the first row's. Whether bf16 autocast was used is printed per
 row (``qa.reader.bf16_pays``: only for torch, where the CPU has native bf16 and a bf16 product measured faster).
 
+``--cold-start N`` also times N cold starts of ``qa ask`` per reader x runtime (median), as ``bench/cold_start.py``
+does for the configured reader.
+
 ``--f1 squad1,xquad,squad2`` also scores each reader x runtime alone (``qa.training.evaluate``'s scoring, 256-token
 windows, stride 96) on a seeded sample of SQuAD v1.1 dev (``--sample``, default 1,000), XQuAD-en and the held-out
 (odd-numbered) articles of SQuAD 2.0 dev (threshold calibrated on the even ones; ``--squad2-limit`` reads only the
@@ -106,6 +109,16 @@ def run_one(flag: str, reader: str, runtime: str, args: argparse.Namespace, env:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def cold_starts(reader: str, runtime: str, n: int) -> dict:
+    """``n`` cold starts of ``qa ask`` with this reader and runtime, after one untimed start that warms the disk
+    cache (and makes any missing ONNX export)."""
+    from cold_start import QUESTION, time_cli
+
+    time_cli(QUESTION, runtime, reader)
+    seconds = [time_cli(QUESTION, runtime, reader)[0] for _ in range(n)]
+    return {"reader": reader, "runtime": runtime, "seconds": seconds, "median_s": statistics.median(seconds)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readers", default="minilm,mpnet", help="comma-separated reader names or folders")
@@ -117,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=1000, help="SQuAD v1.1 dev questions for --f1 (seeded)")
     parser.add_argument("--squad2-limit", type=int, help="--f1 reads only the first N SQuAD 2.0 dev questions")
     parser.add_argument("--limit", type=int, help="--f1 reads only the first N questions of every set (quick checks)")
+    parser.add_argument("--cold-start", type=int, default=0, metavar="N",
+                        help="also time N cold starts of `qa ask` per reader x runtime (bench/cold_start.py's CLI "
+                             "timing: spawn to exit, nothing allowed on stderr) and print their median")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--one-f1", help=argparse.SUPPRESS)
@@ -131,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [(r, rt) for r in args.readers.split(",") for rt in args.runtimes.split(",")]
     results = [] if args.no_latency else [run_one("--one", r, rt, args, env) for r, rt in pairs]
     scores = [run_one("--one-f1", r, rt, args, env) for r, rt in pairs] if args.f1 else []
+    starts = [cold_starts(r, rt, args.cold_start) for r, rt in pairs] if args.cold_start else []
     from qa.onnx_reader import cpu_has_vnni
     from qa.reader import cpu_has_bf16
 
@@ -159,10 +176,16 @@ def main(argv: list[str] | None = None) -> int:
             cells = [f"{r[s]['f1']:6.2f} ({r[s]['f1'] - ref[s]['f1']:+5.2f})" for s in sets]
             print(f"{r['reader']:<8} {r['runtime']:<9} " + " ".join(f"{c:>16}" for c in cells)
                   + f" {r['seconds']:8.0f}")
+    if starts:
+        print(f"cold start of `qa ask` (spawn to exit, median of {args.cold_start}, warm disk cache)")
+        for r in starts:
+            print(f"{r['reader']:<8} {r['runtime']:<9} {r['median_s']:6.2f} s  (each: "
+                  f"{', '.join(f'{t:.2f}' for t in r['seconds'])})")
     if args.json:
         Path(args.json).write_text(json.dumps({"set": args.set, "cpu": model, "bf16_flag": cpu_has_bf16(),
                                                "vnni": cpu_has_vnni(), "load_average_end": load,
-                                               "results": results, "f1": scores}, indent=2) + "\n")
+                                               "results": results, "f1": scores, "cold_start": starts},
+                                              indent=2) + "\n")
     return 0
 
 
