@@ -80,6 +80,26 @@ def tiny_reader_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def tiny_reader_pair(tiny_reader_dir: Path, root: Path, seed: int) -> tuple[Path, Path]:
+    """Two copies of the tiny reader under ``root``: ``first`` as it is, ``second`` with other random weights
+    (``seed``), for tests of two readers at once (the cascade, passage screening)."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    first, second = root / "first", root / "second"
+    shutil.copytree(tiny_reader_dir, first)
+    shutil.copytree(tiny_reader_dir, second)
+    torch.manual_seed(seed)
+    model = AutoModelForQuestionAnswering.from_pretrained(tiny_reader_dir)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0, 0.05)
+    model.save_pretrained(second)
+    return first, second
+
+
 @pytest.fixture(scope="session")
 def tiny_reader(tiny_reader_dir):
     from qa.reader import Reader

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bench_module
+from conftest import bench_module, tiny_reader_pair
 
 
 def _bench_cascade():
@@ -110,21 +110,7 @@ QUESTIONS = ["Who leads the Quds Force?", "When did the United States withdraw f
 def two_readers(tiny_reader_dir, tmp_path_factory):
     """Two tiny readers with different weights and thresholds: ``first`` always answers (threshold -1e9), ``second``
     never does (1e9)."""
-    import shutil
-
-    import torch
-    from transformers import AutoModelForQuestionAnswering
-
-    root = tmp_path_factory.mktemp("cascade")
-    first, second = root / "first", root / "second"
-    shutil.copytree(tiny_reader_dir, first)
-    shutil.copytree(tiny_reader_dir, second)
-    torch.manual_seed(1)
-    model = AutoModelForQuestionAnswering.from_pretrained(tiny_reader_dir)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0, 0.05)
-    model.save_pretrained(second)
+    first, second = tiny_reader_pair(tiny_reader_dir, tmp_path_factory.mktemp("cascade"), seed=1)
     (first / "calibration.json").write_text(json.dumps({"no_answer_threshold": -1e9}))
     (second / "calibration.json").write_text(json.dumps({"no_answer_threshold": 1e9}))
     return str(first), str(second)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
+
+from conftest import tiny_reader_pair
 
 QUESTIONS = ["Who leads the Quds Force?", "When did the United States withdraw from Iraq?",
              "What does ISIS stand for?", "Who is Hamid Aboutalebi?", "What is the capital of France?"]
@@ -21,19 +22,7 @@ QUESTIONS = ["Who leads the Quds Force?", "When did the United States withdraw f
 
 @pytest.fixture(scope="module")
 def small_and_large(tiny_reader_dir, tmp_path_factory):
-    import torch
-    from transformers import AutoModelForQuestionAnswering
-
-    root = tmp_path_factory.mktemp("screening")
-    small, large = root / "small", root / "large"
-    shutil.copytree(tiny_reader_dir, small)
-    shutil.copytree(tiny_reader_dir, large)
-    torch.manual_seed(7)
-    model = AutoModelForQuestionAnswering.from_pretrained(tiny_reader_dir)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0, 0.05)
-    model.save_pretrained(large)
+    small, large = tiny_reader_pair(tiny_reader_dir, tmp_path_factory.mktemp("screening"), seed=7)
     (small / "calibration.json").write_text(json.dumps({"no_answer_threshold": 1e9}))
     (large / "calibration.json").write_text(json.dumps({"no_answer_threshold": -1e9, "early_exit_margin": 1e9}))
     return str(small), str(large)
