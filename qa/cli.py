@@ -171,11 +171,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     cascade = info.get("cascade")
     if cascade:
         print(f"reader:    {info['reader_label']}; the second rereads under confidence {cascade['cut']:g}")
-        for name, path, threshold in zip(cascade["readers"], cascade["paths"], cascade["no_answer_thresholds"]):
-            print(f"           {name}: {path}, no-answer threshold {threshold:g}")
+        for i, (name, path, threshold) in enumerate(zip(cascade["readers"], cascade["paths"],
+                                                        cascade["no_answer_thresholds"])):
+            screen = cascade["screen_margins"][i]
+            print(f"           {name}: {path}, no-answer threshold {threshold:g}"
+                  + (f"; passages past the best screened by {cascade['readers'][i - 1]} at margin {screen:g}"
+                     if screen is not None else ""))
     else:
+        screening = info.get("screening")
         print(f"reader:    {info['reader_label']}, {info['reader_path']}, no-answer threshold "
-              f"{info['no_answer_threshold']:g}")
+              f"{info['no_answer_threshold']:g}" + (f"; passages past the best screened by {screening['reader']} at "
+                                                    f"margin {screening['margin']:g}" if screening else ""))
     print(f"retrieval: {info['retrieval']}")
     print(f"passages:  {info['passages']}")
     for s in info["sources"]:

@@ -72,3 +72,11 @@ def test_info_lists_the_shipped_article():
     info = json.loads(out.stdout)
     assert info["passages"] > 10
     assert info["sources"][0]["title"] == "Iran and US: The Enemy of My Enemy is My Friend"
+
+
+def test_info_says_where_passage_screening_is_on():
+    plain = run_qa("info")
+    screened = run_qa("info", env={"QA_SCREEN_MARGIN": "-1"})
+    assert plain.returncode == 0 and screened.returncode == 0, plain.stderr + screened.stderr
+    assert "screened" not in plain.stdout
+    assert "passages past the best screened by minilm at margin -1" in screened.stdout

@@ -189,8 +189,10 @@ def test_calibration_runs_the_engine_at_each_screen_margin_with_the_chosen_thres
     def run(mode, part, reader, answerable, unanswerable, **settings):
         calls.append((mode, part, reader, settings["threshold"], settings["early_exit_margin"],
                       settings["screen_margin"]))
-        return [], [], {"f1": f1[settings["screen_margin"]], "has_ans_f1": 60.0, "unanswerable_refused": 70.0,
-                        "seconds": 1.0}
+        # the same three questions each time; at -4 one answer is lost
+        texts = ["Tehran", None if settings["screen_margin"] == -4.0 else "2011", None]
+        return [], [squad2.Prediction(t, t or "", 1.0, 0.5) for t in texts], \
+            {"f1": f1[settings["screen_margin"]], "has_ans_f1": 60.0, "unanswerable_refused": 70.0, "seconds": 1.0}
 
     monkeypatch.setattr(squad2, "run", run)
     args = argparse.Namespace(model="mpnet", screen_margins=[0.0, -4.0, -1.0], bf16=True, no_bf16=False)
@@ -201,6 +203,7 @@ def test_calibration_runs_the_engine_at_each_screen_margin_with_the_chosen_thres
     assert all(c[:5] == ("engine", "calibration", "mpnet", 1.03, 1.03) for c in calls)
     assert result["screening"]["screener"].startswith("minilm (")
     assert [row["screen_margin"] for row in result["screening"]["rows"]] == ["-inf", -4.0, -1.0, 0.0]
+    assert [row["changed"] for row in result["screening"]["rows"]] == [0, 1, 0, 0]
     no_exit = calibrate.choose_screening(args, threshold=1.03, exit_margin=None)
     assert no_exit["screen_margin"] is None
     with pytest.raises(SystemExit, match="has no screener"):

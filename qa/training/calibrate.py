@@ -330,7 +330,8 @@ def choose_screening(args: argparse.Namespace, threshold: float, exit_margin: fl
     (``-inf``) run through the engine on the calibration articles with the reader's chosen threshold and exit margin.
 
     Returns:
-        ``screen_margin`` (None: no screening) and ``screening`` (the rule, the screener and one row per margin).
+        ``screen_margin`` (None: no screening) and ``screening`` (the rule, the screener and one row per margin, with
+        the answers that differ from no screening).
     """
     from qa.readers import SCREENERS, reader_card, reader_name
     from qa.training import squad2
@@ -340,11 +341,14 @@ def choose_screening(args: argparse.Namespace, threshold: float, exit_margin: fl
         raise SystemExit(f"--screen-margins: {args.model} has no screener (qa.readers.SCREENERS)")
     if exit_margin is None:
         return {"screen_margin": None, "screening": {"rule": "screening needs early exit; this reader has none"}}
-    rows = {}
+    rows, unscreened = {}, None
     for margin in [-math.inf] + sorted(set(args.screen_margins)):
-        _, _, report = squad2.run("engine", "calibration", args.model, 0, 0, use_bf16=use_bf16(args),
-                                  threshold=threshold, early_exit_margin=exit_margin, screen_margin=margin)
-        rows[margin] = {k: round(report[k], 2) for k in ("f1", "has_ans_f1", "unanswerable_refused", "seconds")}
+        _, predictions, report = squad2.run("engine", "calibration", args.model, 0, 0, use_bf16=use_bf16(args),
+                                            threshold=threshold, early_exit_margin=exit_margin, screen_margin=margin)
+        texts = [p.text for p in predictions]
+        unscreened = texts if unscreened is None else unscreened
+        rows[margin] = {**{k: round(report[k], 2) for k in ("f1", "has_ans_f1", "unanswerable_refused", "seconds")},
+                        "changed": sum(a != b for a, b in zip(texts, unscreened))}
     chosen = squad2.choose_screen({m: row["f1"] for m, row in rows.items()})
     from qa.config import Settings
 
