@@ -24,7 +24,7 @@ from qa.embedding import Embedder
 from qa.followup import Query, Turn, needs_context, rewrite
 from qa.intent import Request, whole_document_request
 from qa.metadata import Card, document_card, name_the_author, refers_to_document
-from qa.reader import Reader, Screen
+from qa.reader import Reader, Reading, Screen
 from qa.readers import SCREENERS, reader_card, reader_label, reader_name, reader_stages
 from qa.retrieval import Retriever
 from qa.summary import Sentences, embed_sentences, key_sentence_answer, key_sentences
@@ -185,15 +185,16 @@ class Assistant:
             self._screener = shared_reader(self.stages[0].replace(reader=self.screeners[0]))
         return self._screener
 
-    def _screen(self, stage: int, known: dict[tuple[str, str], float] | None = None) -> Screen | None:
+    def _screen(self, stage: int, read: Sequence[tuple[tuple[str, list[str]], Reading]] = ()) -> Screen | None:
         """The ``screen`` for stage ``stage``'s :meth:`~qa.reader.Reader.read_many`: a passage past the best one is
         read only where the screening reader's margin on it (:attr:`~qa.reader.Reading.passage_margins`) reaches the
-        stage's screen margin. ``known`` holds margins already read, by (question, passage); the screening reader
-        reads the others, in one batch. None where the stage is not screened."""
+        stage's screen margin. ``read``: items the screening reader has read already, with its readings (the
+        cascade's first reader); it reads the other passages, in one batch. None where the stage is not screened."""
         margin = self.screen_margins[stage]
         if margin is None:
             return None
-        known = dict(known or {})
+        known = {(q, p): m for (q, ps), reading in read for p, m in zip(ps, reading.passage_margins or ())
+                 if m is not None}
 
         def screen(pairs: list[tuple[str, list[str]]]) -> list[list[bool]]:
             missing = [(q, [p for p in ps if (q, p) not in known]) for q, ps in pairs]
@@ -270,9 +271,8 @@ class Assistant:
         cards = [cs for _, cs in documents]
         items = [(read, [p.passage.text for p in ps] + [c.text for c in cs])
                  for (read, cs), ps in zip(documents, retrieved)]
-        screen = self._screen(0)
         readings = self.reader.read_many(items, self.settings.n_best, exit_margin=self.exit_margins[0],
-                                         **({"screen": screen} if screen else {}))
+                                         screen=self._screen(0))
         answers = self._answers(self.stages[0], self.no_answer_threshold, readings, cleaned, queries, retrieved, cards,
                                 retriever.index.sources)
         t2 = time.perf_counter()
@@ -285,13 +285,10 @@ class Assistant:
             if redo:
                 second = self.stages[1]
                 # The first reader's margins on the passages it read screen them for the second.
-                screen = self._screen(1, {(items[i][0], p): m for i in redo
-                                          for p, m in zip(items[i][1], readings[i].passage_margins or ())
-                                          if m is not None})
+                screen = self._screen(1, [(items[i], readings[i]) for i in redo])
                 reread = self._answers(second, self.thresholds[1],
                                        self.rereader.read_many([items[i] for i in redo], self.settings.n_best,
-                                                               exit_margin=self.exit_margins[1],
-                                                               **({"screen": screen} if screen else {})),
+                                                               exit_margin=self.exit_margins[1], screen=screen),
                                        *([xs[i] for i in redo] for xs in (cleaned, queries, retrieved, cards)),
                                        retriever.index.sources)
                 t3 = time.perf_counter()
@@ -494,6 +491,7 @@ class Assistant:
                             "paths": [s.reader_path() for s in self.stages],
                             "no_answer_thresholds": self.thresholds,
                             "early_exit_margins": self.exit_margins,
+                            "screeners": self.screeners,
                             "screen_margins": self.screen_margins,
                             "cut": self.settings.cascade_cut}} if len(self.stages) > 1 else {}),
             "retrieval": self.settings.retrieval,

@@ -171,11 +171,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     cascade = info.get("cascade")
     if cascade:
         print(f"reader:    {info['reader_label']}; the second rereads under confidence {cascade['cut']:g}")
-        for i, (name, path, threshold) in enumerate(zip(cascade["readers"], cascade["paths"],
-                                                        cascade["no_answer_thresholds"])):
-            screen = cascade["screen_margins"][i]
+        for name, path, threshold, screener, screen in zip(cascade["readers"], cascade["paths"],
+                                                           cascade["no_answer_thresholds"], cascade["screeners"],
+                                                           cascade["screen_margins"]):
             print(f"           {name}: {path}, no-answer threshold {threshold:g}"
-                  + (f"; passages past the best screened by {cascade['readers'][i - 1]} at margin {screen:g}"
+                  + (f"; passages past the best screened by {screener} at margin {screen:g}"
                      if screen is not None else ""))
     else:
         screening = info.get("screening")

@@ -271,8 +271,7 @@ class Reader:
 
     def passage_margins(self, items: list[tuple[str, list[str]]]) -> list[tuple[float, ...]]:
         """Each passage's margin read alone (:attr:`Reading.passage_margins`), for several questions in one batch."""
-        return [tuple(m if m is not None else -math.inf for m in r.passage_margins or ())
-                for r in self._read_all(items)]
+        return [r.passage_margins or () for r in self._read_all(items)]
 
     def _read_all(self, items: list[tuple[str, list[str]]], top_k: int | None = None) -> list[Reading]:
         """Read several questions, each over all of its passages, in shared batches."""
@@ -443,18 +442,15 @@ def merge_readings(first: Reading, more: Reading, top_k: int, positions: list[in
         top_k: spans to keep.
         positions: where ``more``'s passages stand among the question's passages (default 1, 2, ...: all the rest).
     """
-    if positions is None:
-        n = len(more.passage_margins) if more.passage_margins is not None else \
-            1 + max((span.passage_index for span in more.spans), default=-1)
-        positions = list(range(1, 1 + n))
-    shifted = [dataclasses.replace(span, passage_index=positions[span.passage_index]) for span in more.spans]
+    def at(index: int) -> int:
+        return positions[index] if positions is not None else index + 1
+
+    shifted = [dataclasses.replace(span, passage_index=at(span.passage_index)) for span in more.spans]
     spans = sorted(first.spans + shifted, key=lambda s: -s.score)[:top_k]
     margins = None
     if first.passage_margins is not None and more.passage_margins is not None:
-        merged: list[float | None] = list(first.passage_margins[:1]) + [None] * max(positions, default=0)
-        for position, margin in zip(positions, more.passage_margins):
-            merged[position] = margin
-        margins = tuple(merged)
+        known = dict(enumerate(first.passage_margins[:1])) | {at(i): m for i, m in enumerate(more.passage_margins)}
+        margins = tuple(known.get(p) for p in range(max(known, default=-1) + 1))
     return Reading(spans, min(first.no_answer_score, more.no_answer_score), first.question_chars,
                    passage_margins=margins)
 

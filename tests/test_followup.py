@@ -97,7 +97,7 @@ class _NameReader:
         self.margin = margin
         self.read_questions: list[str] = []
 
-    def read_many(self, items, top_k=None, exit_margin=None):
+    def read_many(self, items, top_k=None, exit_margin=None, screen=None):
         from qa.reader import Reading, Span
 
         out = []

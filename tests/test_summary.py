@@ -158,7 +158,7 @@ def test_the_answer_cites_each_sentence_and_lists_them_one_per_line(article_sour
 class _NoReader:
     """Fails if read: a whole-document question is answered without the reader."""
 
-    def read_many(self, items, top_k=None, exit_margin=None):
+    def read_many(self, items, top_k=None, exit_margin=None, screen=None):
         raise AssertionError("the reader was asked to read a whole-document question")
 
 
@@ -202,7 +202,7 @@ def test_ordinary_and_whole_article_questions_in_one_batch_keep_their_order(arti
     from qa.reader import Reading
 
     class Abstains:
-        def read_many(self, items, top_k=None, exit_margin=None):
+        def read_many(self, items, top_k=None, exit_margin=None, screen=None):
             return [Reading([], 0.0) for _ in items]
 
     batch = Assistant(article_index, embedder, Abstains(), Settings())

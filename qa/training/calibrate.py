@@ -333,7 +333,7 @@ def choose_screening(args: argparse.Namespace, threshold: float, exit_margin: fl
         ``screen_margin`` (None: no screening) and ``screening`` (the rule, the screener and one row per margin, with
         the answers that differ from no screening).
     """
-    from qa.readers import SCREENERS, reader_card, reader_name
+    from qa.readers import SCREENERS, reader_card, reader_folder, reader_name
     from qa.training import squad2
 
     screener = SCREENERS.get(reader_name(args.model))
@@ -350,11 +350,9 @@ def choose_screening(args: argparse.Namespace, threshold: float, exit_margin: fl
         rows[margin] = {**{k: round(report[k], 2) for k in ("f1", "has_ans_f1", "unanswerable_refused", "seconds")},
                         "changed": sum(a != b for a, b in zip(texts, unscreened))}
     chosen = squad2.choose_screen({m: row["f1"] for m, row in rows.items()})
-    from qa.config import Settings
-
     return {"screen_margin": chosen, "screening": {
         "rule": "the highest margin whose F1 is at least the F1 without screening (-inf) minus 0.1",
-        "screener": f"{screener} ({reader_card(Settings(reader=screener).reader_path()).get('version')})",
+        "screener": f"{screener} ({reader_card(reader_folder(screener)).get('version')})",
         "rows": [{"screen_margin": "-inf" if m == -math.inf else m, **row} for m, row in rows.items()]}}
 
 
